@@ -1,0 +1,108 @@
+"Tests for factornb.models: configs, validation, seeding, causality, round trips, generation."
+import dataclasses, io, json, math
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from factornb.models import (Transformer, TransformerConfig, RecurrentModel, RNNConfig, markov_transformer_config,
+                             model_from_config, config_from_dict, count_parameters, generate)
+
+torch.set_num_threads(1)
+SMALL = dict(vocab_size=11, n_ctx=8, d_model=16, n_layers=2, n_heads=2, d_head=8, d_mlp=32)
+
+def test_paper_defaults_and_parameter_count():
+    c = TransformerConfig()
+    assert (c.vocab_size, c.n_ctx, c.d_model, c.n_layers, c.n_heads, c.d_head, c.d_mlp, c.act, c.norm, c.seed) == (433, 9, 120, 4, 3, 40, 480, "relu", "pre", 7)
+    assert count_parameters(Transformer(c)) == 803_113
+    assert math.isclose(c.initializer_range, 0.8 / math.sqrt(120))
+
+@pytest.mark.parametrize("kw,word", [(dict(act="tanh"), "act"), (dict(norm="mid"), "norm"), (dict(dropout=1.0), "dropout"),
+                                     (dict(d_model=0), "d_model"), (dict(n_layers=2.0), "n_layers"), (dict(init_range=-1.0), "init_range")])
+def test_transformer_config_rejects_bad_values(kw, word):
+    with pytest.raises((ValueError, TypeError), match=word): TransformerConfig(**kw)
+
+@pytest.mark.parametrize("kw,word", [(dict(kind="transformer"), "kind"), (dict(d_model=-1), "d_model"), (dict(seed=-1), "seed")])
+def test_rnn_config_rejects_bad_values(kw, word):
+    with pytest.raises((ValueError, TypeError), match=word): RNNConfig(**kw)
+
+def test_bad_tokens():
+    m = Transformer(TransformerConfig(**SMALL))
+    with pytest.raises(TypeError, match="tokens"): m(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="batch, pos"): m(torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="n_ctx"): m(torch.zeros(1, 9, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"\[0, 11\)"): m(torch.full((1, 3), 11))
+    with pytest.raises(ValueError, match="token ids"): RecurrentModel(RNNConfig(vocab_size=5, d_model=8))(torch.full((1, 3), -1))
+
+@pytest.mark.parametrize("make", [lambda s: TransformerConfig(**SMALL, seed=s), lambda s: markov_transformer_config(seed=s),
+                                  lambda s: RNNConfig(kind="lstm", d_model=8, seed=s), lambda s: RNNConfig(kind="gru", d_model=8, seed=s)])
+def test_seeded_init(make):
+    sd = lambda m: m.state_dict()
+    state = torch.random.get_rng_state()
+    a, b, c = model_from_config(make(3)), model_from_config(make(3)), model_from_config(make(4))
+    assert torch.equal(torch.random.get_rng_state(), state), "building a model must not touch the global RNG"
+    assert all(torch.equal(x, sd(b)[k]) for k, x in sd(a).items())
+    assert any(not torch.equal(x, sd(c)[k]) for k, x in sd(a).items() if x.std() > 0)
+
+@pytest.mark.parametrize("cfg", [TransformerConfig(**SMALL), TransformerConfig(**SMALL, act="gelu", final_ln=False),
+                                 TransformerConfig(**SMALL, norm="post"), RNNConfig(kind="rnn", vocab_size=11, d_model=8),
+                                 RNNConfig(kind="lstm", vocab_size=11, d_model=8), RNNConfig(kind="gru", vocab_size=11, d_model=8, n_layers=3)])
+def test_causal_and_json_round_trip(cfg):
+    m = model_from_config(cfg).eval()
+    t = torch.randint(0, 11, (3, 8), generator=torch.Generator().manual_seed(0))
+    t2 = t.clone(); t2[:, 4] = (t2[:, 4] + 1) % 11
+    with torch.no_grad(): y, y2 = m(t), m(t2)
+    assert y.shape == (3, 8, 11)
+    assert torch.allclose(y[:, :4], y2[:, :4], atol=1e-6) and (y[:, 4:] - y2[:, 4:]).abs().max() > 1e-5
+    d = json.loads(json.dumps(dataclasses.asdict(cfg)))        # the config survives JSON too
+    clone = model_from_config(d); clone.load_state_dict(m.state_dict())
+    with torch.no_grad(): assert torch.equal(clone.eval()(t), y)
+    assert type(clone.config) is type(cfg) and clone.config == cfg
+
+def test_checkpoint_weights_only_round_trip():
+    m = Transformer(markov_transformer_config(n_ctx=16)).eval()
+    buf = io.BytesIO(); torch.save({"config": dataclasses.asdict(m.config), "state": m.state_dict()}, buf); buf.seek(0)
+    ck = torch.load(buf, weights_only=True)
+    clone = model_from_config(ck["config"]); clone.load_state_dict(ck["state"])
+    t = torch.randint(0, 4, (2, 16))
+    with torch.no_grad(): assert torch.equal(clone.eval()(t), m(t))
+
+def test_config_from_dict_arch_key_and_errors():
+    assert isinstance(config_from_dict({"arch": "transformer", "d_model": 8, "n_heads": 2, "d_head": 4}), TransformerConfig)
+    assert config_from_dict({"arch": "lstm", "d_model": 8}).kind == "lstm"
+    with pytest.raises(ValueError, match="disagrees"): config_from_dict({"arch": "lstm", "kind": "gru"})
+    with pytest.raises(ValueError, match="n_heads"): config_from_dict({"kind": "rnn", "n_heads": 3})
+    with pytest.raises(ValueError, match="arch"): config_from_dict({"arch": "mamba"})
+    with pytest.raises(TypeError, match="config"): model_from_config([1, 2])
+    # a transformer state dict does not load into an RNN
+    with pytest.raises(RuntimeError): RecurrentModel(RNNConfig()).load_state_dict(Transformer(TransformerConfig()).state_dict())
+
+def test_explicit_attention_path_matches_sdpa():
+    m = Transformer(TransformerConfig(**SMALL)).eval()
+    t = torch.randint(0, 11, (4, 8))
+    with torch.no_grad():
+        fast = m(t)
+        pats = []
+        h = m.blocks[1].attn.hook_pattern.register_forward_hook(lambda mod, i, o: pats.append(o))
+        slow = m(t); h.remove()
+    assert torch.allclose(fast, slow, atol=1e-5)
+    p = pats[0]
+    assert p.shape == (4, 2, 8, 8) and torch.allclose(p.sum(-1), torch.ones(4, 2, 8)) and p.triu(1).abs().max() == 0
+
+def test_generate():
+    m = Transformer(TransformerConfig(**SMALL)).eval()
+    prompt = torch.randint(0, 11, (5, 2))
+    out = generate(m, prompt, 6, seed=3)
+    assert out.shape == (5, 8) and torch.equal(out[:, :2], prompt) and torch.equal(out, generate(m, prompt, 6, seed=3))
+    assert torch.equal(generate(m, prompt, 0), prompt)
+    r = RecurrentModel(RNNConfig(vocab_size=11, d_model=8)).eval()
+    assert generate(r, prompt, 20, temperature=0).shape == (5, 22)   # no context limit for an RNN
+    with pytest.raises(ValueError, match="n_ctx"): generate(m, prompt, 7)
+    with pytest.raises(ValueError, match="temperature"): generate(m, prompt, 1, temperature=-1)
+    with pytest.raises(ValueError, match="prompt"): generate(m, prompt[:, :0], 1)
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 4), st.sampled_from(["pre", "post"]), st.sampled_from(["relu", "gelu"]))
+def test_shapes_any_config(n_layers, n_heads, norm, act):
+    cfg = TransformerConfig(vocab_size=7, n_ctx=5, d_model=4 * n_heads, n_layers=n_layers, n_heads=n_heads, d_head=4, d_mlp=8, norm=norm, act=act)
+    m = Transformer(cfg)
+    assert m(torch.zeros(2, 5, dtype=torch.long)).shape == (2, 5, 7)
+    assert set(m.hook_points()) >= {"hook_embed", f"blocks.{n_layers-1}.hook_resid_post", "ln_final.hook_normalized"}
