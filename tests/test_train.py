@@ -1,0 +1,107 @@
+"Tests for factornb.train: bad input, checkpoint format and loading, determinism, resume, CLI."
+import argparse, json
+import numpy as np, pytest, torch
+from hypothesis import given, settings, strategies as st
+from factornb.ghmm import mess3
+from factornb.factored import FactoredProcess
+from factornb.models import TransformerConfig, RNNConfig, model_from_config
+from factornb.train import (TrainConfig, train, checkpoint_schedule, load_checkpoint, save_checkpoint, read_checkpoint,
+                            inputs_and_labels, WindowedReduceLROnPlateau, register_cli, architecture_of, optimal_training_loss)
+
+torch.set_num_threads(1)
+PROC = FactoredProcess([mess3(0.15, 0.6)] * 2)   # 9 tokens
+
+def small_transformer(seed=7):
+    return model_from_config(TransformerConfig(vocab_size=PROC.vocab_size + 1, n_ctx=9, d_model=16, n_layers=1, n_heads=2,
+                                               d_head=8, d_mlp=32, seed=seed))
+
+def small_gru(seed=7): return model_from_config(RNNConfig(kind="gru", vocab_size=PROC.vocab_size, d_model=16, n_layers=2, seed=seed))
+
+def weights_equal(a, b): return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+@pytest.mark.parametrize("kw,err", [(dict(steps=-1), ValueError), (dict(batch_size=0), ValueError), (dict(batch_size=2.5), TypeError),
+                                    (dict(seq_len=1), ValueError), (dict(lr=0.0), ValueError), (dict(weight_decay=-1.0), ValueError),
+                                    (dict(steps=True), TypeError)])
+def test_train_config_rejects_bad_values(kw, err):
+    with pytest.raises(err): TrainConfig(**kw)
+
+def test_train_rejects_bad_arguments():
+    with pytest.raises(TypeError, match="config"): train(small_transformer(), PROC, {"steps": 1})
+    with pytest.raises(TypeError, match="process"): train(small_transformer(), object(), TrainConfig(steps=1, batch_size=2))
+    with pytest.raises(TypeError, match="model"): train(torch.nn.Linear(2, 2), PROC, TrainConfig(steps=1, batch_size=2))
+    too_small = model_from_config(TransformerConfig(vocab_size=PROC.vocab_size, n_ctx=9, d_model=16, n_layers=1, n_heads=2, d_head=8, d_mlp=32))
+    with pytest.raises(ValueError, match="vocab_size"): train(too_small, PROC, TrainConfig(steps=1, batch_size=2))
+    with pytest.raises(ValueError, match="device"): train(small_transformer(), PROC, TrainConfig(steps=1, batch_size=2, device="nonsense"))
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 200_000))
+def test_checkpoint_schedule_properties(steps):
+    s = checkpoint_schedule(steps)
+    assert s == sorted(set(s)) and s[0] == 0 and s[-1] == steps and all(0 <= x <= steps for x in s)
+    full = set(checkpoint_schedule(500_000))
+    assert set(s) - {steps} <= full                      # a truncation of the paper's schedule (plus the final step)
+    assert all(x in s for x in range(min(steps, 9) + 1))
+
+def test_inputs_and_labels():
+    x = torch.arange(12).reshape(2, 6)
+    i, l = inputs_and_labels(x, 99)
+    assert i.tolist()[0] == [99, 0, 1, 2, 3, 4] and torch.equal(l, x)
+    i, l = inputs_and_labels(x, None)
+    assert i.tolist()[0] == [0, 1, 2, 3, 4] and l.tolist()[0] == [1, 2, 3, 4, 5]
+    ol = PROC.optimal_loss(8)
+    assert optimal_training_loss(PROC, 8, True) == pytest.approx(ol.mean()) and optimal_training_loss(PROC, 8, False) == pytest.approx(ol[1:].mean())
+
+def test_scheduler_cuts_on_plateau_and_not_on_progress():
+    p = torch.nn.Parameter(torch.zeros(1)); opt = torch.optim.AdamW([p], lr=1.0)
+    s = WindowedReduceLROnPlateau(opt, window=3, check_every=2, factor=0.5, patience=2, cooldown=0)
+    for i in range(200): s.step(10.0 - 0.01 * i)        # steadily improving: never cut
+    assert opt.param_groups[0]["lr"] == 1.0
+    for _ in range(10): s.step(100.0)                    # 5 checks, all bad: cut after the 3rd bad one (patience 2)
+    assert s.num_reductions >= 1 and opt.param_groups[0]["lr"] < 1.0
+
+def test_training_is_deterministic_and_learns():
+    a, b = small_transformer(), small_transformer()
+    ra = train(a, PROC, TrainConfig(steps=40, batch_size=64, lr=3e-3)); rb = train(b, PROC, TrainConfig(steps=40, batch_size=64, lr=3e-3))
+    assert weights_equal(a, b) and ra["rows"] == rb["rows"]
+    assert ra["final_loss"] < ra["initial_loss"] and ra["rows"][0]["normalised_loss"] == 1.0
+    c = small_transformer(); train(c, PROC, TrainConfig(steps=40, batch_size=64, lr=3e-3, seed=5))
+    assert not weights_equal(a, c)                        # the data seed matters
+
+@pytest.mark.parametrize("make,arch", [(small_transformer, "transformer"), (small_gru, "gru")])
+def test_resume_equals_uninterrupted(tmp_path, make, arch):
+    a = make(); train(a, PROC, TrainConfig(steps=24, batch_size=32, out_dir=str(tmp_path / "a")))
+    b = make(); train(b, PROC, TrainConfig(steps=12, batch_size=32, out_dir=str(tmp_path / "b")))
+    b = make(); m = train(b, PROC, TrainConfig(steps=24, batch_size=32, out_dir=str(tmp_path / "b")))
+    assert weights_equal(a, b)
+    assert [r["step"] for r in m["rows"]][:3] == [0, 1, 2] and m["rows"][-1]["step"] == 24
+    loaded = load_checkpoint(tmp_path / "b" / "final.pt", architecture=arch)
+    assert not loaded.training and weights_equal(loaded, a) and architecture_of(loaded) == arch
+    ck = torch.load(tmp_path / "b" / "final.pt", weights_only=True)
+    assert ck["architecture"] == arch and isinstance(ck["model_config"], dict) and ck["step"] == 24
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["rows"][-1]["step"] == 24
+
+def test_resume_refuses_a_different_run(tmp_path):
+    train(small_transformer(), PROC, TrainConfig(steps=3, batch_size=8, out_dir=str(tmp_path)))
+    with pytest.raises(ValueError, match="differs"): train(small_transformer(), PROC, TrainConfig(steps=6, batch_size=16, out_dir=str(tmp_path)))
+    with pytest.raises(ValueError, match="gru|transformer"): train(small_gru(), PROC, TrainConfig(steps=6, batch_size=8, out_dir=str(tmp_path)))
+
+def test_load_checkpoint_errors(tmp_path):
+    with pytest.raises(ValueError, match="no checkpoint"): load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable"): load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"weight": torch.zeros(2)}, tmp_path / "plain.pt")
+    with pytest.raises(ValueError, match="not a factornb checkpoint"): load_checkpoint(tmp_path / "plain.pt")
+    save_checkpoint(tmp_path / "gru.pt", small_gru())
+    with pytest.raises(ValueError, match="asked for 'transformer'.*'gru'"): load_checkpoint(tmp_path / "gru.pt", architecture="transformer")
+    ck = read_checkpoint(tmp_path / "gru.pt"); ck["state_dict"] = {"x": torch.zeros(1)}; torch.save(ck, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="do not fit"): load_checkpoint(tmp_path / "bad.pt")
+
+def test_cli_train_writes_final_and_metrics(tmp_path):
+    p = argparse.ArgumentParser(); register_cli(p.add_subparsers(dest="command", required=True))
+    args = p.parse_args(["train", "--experiment", "noise", "--eps", "0.1", "--arch", "lstm", "--scale", "cpu", "--steps", "3",
+                         "--batch-size", "8", "--device", "cpu", "--out", str(tmp_path / "run")])
+    assert args.func(args) == 0
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["architecture"] == "lstm" and m["rows"][-1]["step"] == 3
+    assert architecture_of(load_checkpoint(tmp_path / "run" / "final.pt", architecture="lstm")) == "lstm"
+    with pytest.raises(SystemExit): p.parse_args(["train", "--arch", "mamba", "--out", "x"])
