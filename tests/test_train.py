@@ -6,7 +6,9 @@ from factornb.ghmm import mess3
 from factornb.factored import FactoredProcess
 from factornb.models import TransformerConfig, RNNConfig, model_from_config
 from factornb.train import (TrainConfig, train, checkpoint_schedule, load_checkpoint, save_checkpoint, read_checkpoint,
-                            inputs_and_labels, WindowedReduceLROnPlateau, register_cli, architecture_of, optimal_training_loss)
+                            inputs_and_labels, WindowedReduceLROnPlateau, register_cli, architecture_of, optimal_training_loss,
+                            prefix_data, layer_activations, last_layer, subspace_overlaps, belief_geometry)
+from factornb.geometry import unique_prefixes
 
 torch.set_num_threads(1)
 PROC = FactoredProcess([mess3(0.15, 0.6)] * 2)   # 9 tokens
@@ -95,6 +97,8 @@ def test_load_checkpoint_errors(tmp_path):
     with pytest.raises(ValueError, match="asked for 'transformer'.*'gru'"): load_checkpoint(tmp_path / "gru.pt", architecture="transformer")
     ck = read_checkpoint(tmp_path / "gru.pt"); ck["state_dict"] = {"x": torch.zeros(1)}; torch.save(ck, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="do not fit"): load_checkpoint(tmp_path / "bad.pt")
+    ck = read_checkpoint(tmp_path / "gru.pt"); ck["model_config"]["nonsense"] = 1; torch.save(ck, tmp_path / "badcfg.pt")
+    with pytest.raises(ValueError, match="model config"): load_checkpoint(tmp_path / "badcfg.pt")
 
 def test_cli_train_writes_final_and_metrics(tmp_path):
     p = argparse.ArgumentParser(); register_cli(p.add_subparsers(dest="command", required=True))
@@ -105,3 +109,21 @@ def test_cli_train_writes_final_and_metrics(tmp_path):
     assert m["architecture"] == "lstm" and m["rows"][-1]["step"] == 3
     assert architecture_of(load_checkpoint(tmp_path / "run" / "final.pt", architecture="lstm")) == "lstm"
     with pytest.raises(SystemExit): p.parse_args(["train", "--arch", "mamba", "--out", "x"])
+
+def test_prefix_data_rows_match_direct_forward_without_bos():
+    m, tok = small_gru(), PROC.sample(40, 8, seed=2)
+    d = prefix_data(m, PROC, tok)
+    rows, lens = unique_prefixes(tok[:, :-1])
+    assert len(d["X"]) == len(rows) and lens.max() == 7
+    for j in (0, len(rows) - 1):
+        direct = layer_activations(m, tok[rows[j], :lens[j]][None], last_layer(m))[0, -1]   # no BOS: x1..xk, last position
+        np.testing.assert_allclose(d["X"][j], direct, atol=1e-5)
+        for n, b in enumerate(PROC.factor_predictive_vectors(tok)): np.testing.assert_allclose(d["beliefs"][n][j], b[rows[j], lens[j] - 1])
+    g = belief_geometry(m, PROC, tok, references=True)
+    assert g["factored_dims95"] <= 4 and 0 <= g["r2"] <= 1 and g["num_prefixes"] == len(rows)
+
+def test_subspace_overlaps_identical_and_orthogonal():
+    Q = np.linalg.qr(np.random.default_rng(0).normal(size=(10, 10)))[0].T   # rows orthonormal
+    ov = subspace_overlaps([Q[:4], Q[:4], Q[4:8]], k_max=3)                 # pairs (0,1) same, (0,2), (1,2) orthogonal
+    assert ov.shape == (3, 3)
+    np.testing.assert_allclose(ov[:, 0], 1, atol=1e-12); np.testing.assert_allclose(ov[:, 1:], 0, atol=1e-12)
