@@ -387,8 +387,8 @@ def _cli_markov(args) -> int:
     print(f"wrote {out / 'markov.json'} and {out / 'markov.png'}")
     return 0
 
-def register_cli(subparsers) -> None:
-    "Add `cores markov` to an argparse subparsers object (each leaf sets `func(args) -> int`)."
+def register_cli(subparsers):
+    "Add `cores markov` to an argparse subparsers object (each leaf sets `func(args) -> int`); returns the `cores` subparsers, where later chapters add theirs."
     p = subparsers.add_parser("cores", help="algorithmic core extraction (chapter 03)")
     sub = p.add_subparsers(dest="cores_command", required=True)
     m = sub.add_parser("markov", help="ACE on one-layer transformers trained on the 4-state cyclic Markov chain (paper scale)")
@@ -400,3 +400,4 @@ def register_cli(subparsers) -> None:
     m.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the model is tiny; 2 threads were 20x slower on a busy 2-core machine)")
     m.add_argument("--quiet", action="store_true", help="no progress bars")
     m.set_defaults(func=_cli_markov)
+    return sub

@@ -84,8 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("book", help="render the notebooks to HTML without Quarto")
     b.add_argument("--out", default="_book", help="output folder (default: _book)")
     b.add_argument("--execute", action="store_true", help="run the notebooks first so the pages carry fresh outputs")
-    from factornb import train, ace   # imported here: `factornb readme` and `book` need no torch at import time
-    for chapter in (train, ace): chapter.register_cli(sub)
+    from factornb import train, ace, grokking, agreement   # imported here: `factornb readme` and `book` need no torch at import time
+    train.register_cli(sub)
+    cores = ace.register_cli(sub)   # `factornb cores ...`: chapter 03 makes the group, chapters 04 and 05 add to it
+    for chapter in (grokking, agreement): chapter.register_cli(cores)
     return p
 
 def main(argv: list[str] | None = None) -> int:
