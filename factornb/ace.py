@@ -17,8 +17,8 @@ from .ghmm import markov_chain
 __all__ = ['MARKOV_LAYER', 'activity_matrix', 'relevance_matrix', 'energy_rank', 'core_basis', 'projector_overlap', 'cca',
            'LinearDynamics', 'fit_linear_dynamics', 'oracle_r2', 'cyclic_chain', 'core_interventions',
            'next_token_accuracy', 'Core', 'extract_core', 'rank_scan', 'necessary_rank', 'sufficient_rank',
-           'markov_dataset', 'train_markov_transformer', 'weight_cosine', 'match_eigenvalues', 'markov_experiment',
-           'plot_markov', 'register_cli']
+           'readout_rank_scan', 'markov_dataset', 'train_markov_transformer', 'weight_cosine', 'match_eigenvalues',
+           'markov_analysis', 'markov_experiment', 'plot_markov', 'register_cli']
 
 # %% ../nbs/03_ace.ipynb #ae1e592b
 def _as_rows(value, name: str) -> np.ndarray:
@@ -239,6 +239,35 @@ def sufficient_rank(scan: dict, target: float, tol: float = 1e-3) -> int | None:
     "Smallest scanned r whose core-only accuracy is >= `target` - `tol` (None if never)."
     return next((r for r, a in zip(scan["ranks"], scan["keep"]) if a >= target - tol), None)
 
+@torch.no_grad()
+def readout_rank_scan(activations, targets, basis, readout, bias=None, ranks: Sequence[int] | None = None,
+                      batch_size: int = 256) -> dict:
+    """`rank_scan` in closed form for a layer that feeds a linear readout directly (no later layer, no final LayerNorm):
+    keep logits (P_r h) W^T + b and remove logits (h - P_r h) W^T + b for every nested basis[:, :r] at once, from the
+    cached activations (N, D) and their targets (N,). Exact there, and one matrix pass instead of 2 forward passes per rank."""
+    H = torch.as_tensor(_as_rows(activations, "activations"))
+    Q = torch.as_tensor(_as_rows(basis, "basis"))
+    if isinstance(readout, nn.Linear): readout, bias = readout.weight, (readout.bias if bias is None else bias)
+    W = torch.as_tensor(_as_rows(readout, "readout"))
+    if Q.shape[0] != H.shape[1] or W.shape[1] != H.shape[1]:
+        raise ValueError(f"basis (D, r) and readout (K, D) must match the activations' width D={H.shape[1]}, got {tuple(Q.shape)} and {tuple(W.shape)}")
+    b = torch.zeros(W.shape[0], dtype=torch.float64) if bias is None else torch.as_tensor(np.asarray(bias.detach().cpu() if isinstance(bias, torch.Tensor) else bias, dtype=np.float64)).reshape(-1)
+    if b.shape[0] != W.shape[0]: raise ValueError(f"bias: expected {W.shape[0]} entries (one per readout row), got {b.shape[0]}")
+    y = torch.as_tensor(np.asarray(targets)).reshape(-1).long()
+    if len(y) != len(H): raise ValueError(f"targets: expected one target per activation row ({len(H)}), got {len(y)}")
+    ranks = list(range(1, Q.shape[1] + 1)) if ranks is None else [int(r) for r in ranks]
+    if any(not 1 <= r <= Q.shape[1] for r in ranks): raise ValueError(f"ranks: expected values in [1, {Q.shape[1]}], got {ranks}")
+    idx = torch.tensor(ranks) - 1
+    M = Q.T @ W.T                                               # (R, K): logits of a unit step along each core direction
+    keep = torch.zeros(len(ranks), dtype=torch.float64); remove = torch.zeros_like(keep)
+    for i in range(0, len(H), batch_size):
+        h, t = H[i:i + batch_size], y[i:i + batch_size]
+        part = torch.cumsum((h @ Q)[:, :, None] * M[None], dim=1)[:, idx]  # (n, ranks, K): (P_r h) W^T
+        full = (h @ W.T)[:, None]
+        keep += ((part + b).argmax(-1) == t[:, None]).sum(0)
+        remove += ((full - part + b).argmax(-1) == t[:, None]).sum(0)
+    return {"ranks": ranks, "keep": (keep / len(H)).tolist(), "remove": (remove / len(H)).tolist()}
+
 # %% ../nbs/03_ace.ipynb #926e94d7
 MARKOV_LAYER = "blocks.0.hook_resid_post"
 
@@ -286,38 +315,31 @@ def match_eigenvalues(found, reference) -> float:
     return float(min(np.abs(f[list(p)] - r).max() for p in itertools.permutations(range(len(f)))))
 
 # %% ../nbs/03_ace.ipynb #88eab30e
-def markov_experiment(seeds: Sequence[int] = (0, 100, 200), epochs: int = 40, n_train: int = 3000, n_test: int = 3000,
-                      length: int = 32, stay: float = 0.75, energy: float = 0.999, train_seed: int = 0, test_seed: int = 999,
-                      progress: bool = False) -> tuple[dict, dict]:
-    "Run the spec's Markov experiment; returns (summary: JSON-ready dict, details: models, cores, activations)."
-    seeds = [int(s) for s in seeds]
-    if len(seeds) < 1 or len(set(seeds)) != len(seeds): raise ValueError(f"seeds: expected distinct integers, got {seeds}")
+def markov_analysis(models: dict, inputs: torch.Tensor, targets: torch.Tensor, stay: float = 0.75, energy: float = 0.999) -> tuple[dict, dict]:
+    "ACE on trained Markov models {seed: model} over test data: per-seed core, accuracies and dynamics, per-pair alignment; (summary, details)."
+    if not isinstance(models, dict) or not models: raise ValueError(f"models: expected a non-empty dict {{seed: model}}, got {type(models).__name__}")
+    seeds = list(models)
     P = cyclic_chain(4, stay)
-    xtr, ytr = markov_dataset(P, n_train, length, seed=train_seed)
-    xte, yte = markov_dataset(P, n_test, length, seed=test_seed)
-    optimal = float(P.max(1)[xte.numpy()].mean())              # Bayes accuracy: sum_x freq(x) max_y P[x, y]
-    chance = float(np.bincount(yte.numpy().ravel(), minlength=4).max() / yte.numel())
+    optimal = float(P.max(1)[inputs.numpy()].mean())            # Bayes accuracy: sum_x freq(x) max_y P[x, y]
+    chance = float(np.bincount(targets.numpy().ravel(), minlength=4).max() / targets.numel())
     true_ev = np.linalg.eigvals(P); true_ev = true_ev[np.argsort(-np.abs(true_ev), kind="stable")]
     nontrivial = true_ev[np.abs(true_ev - 1) > 1e-9]
     out = {"seeds": {}, "pairs": {}, "optimal": optimal, "chance": chance, "oracle_r2": oracle_r2(P),
-           "true_eigenvalues": [[float(e.real), float(e.imag)] for e in true_ev],
-           "settings": dict(epochs=epochs, n_train=n_train, n_test=n_test, length=length, stay=stay, energy=energy)}
-    details = {"models": {}, "cores": {}, "activations": {}, "inputs": xte, "targets": yte}
-    for s in seeds:
-        t0 = time.time()
-        model = train_markov_transformer(xtr, ytr, seed=s, epochs=epochs, progress=progress)
-        core, H = extract_core(model, xte, MARKOV_LAYER, energy=energy)
+           "true_eigenvalues": [[float(e.real), float(e.imag)] for e in true_ev]}
+    details = {"models": dict(models), "cores": {}, "activations": {}, "inputs": inputs, "targets": targets}
+    for s, model in models.items():
+        core, H = extract_core(model, inputs, MARKOV_LAYER, energy=energy)
         hooks = core_interventions(core.basis)
-        acc = {"full": next_token_accuracy(model, xte, yte),
-               "core_only": next_token_accuracy(model, xte, yte, {MARKOV_LAYER: hooks["keep"]}),
-               "core_removed": next_token_accuracy(model, xte, yte, {MARKOV_LAYER: hooks["remove"]})}
+        acc = {"full": next_token_accuracy(model, inputs, targets),
+               "core_only": next_token_accuracy(model, inputs, targets, {MARKOV_LAYER: hooks["keep"]}),
+               "core_removed": next_token_accuracy(model, inputs, targets, {MARKOV_LAYER: hooks["remove"]})}
         dyn = fit_linear_dynamics(H.double().numpy() @ core.basis)
         out["seeds"][str(s)] = {"rank": core.rank, "accuracies": acc,
                                 "eigenvalues": [[float(e.real), float(e.imag)] for e in dyn.eigenvalues],
-                                "r2": dyn.r2, "oracle_r2": out["oracle_r2"], "weights": core.weights[:8].tolist(),
-                                "eigenvalue_error": match_eigenvalues(dyn.eigenvalues, nontrivial) if core.rank == len(nontrivial) else None,
-                                "seconds": time.time() - t0}
-        details["models"][s], details["cores"][s], details["activations"][s] = model, core, H
+                                "r2": dyn.r2, "oracle_r2": out["oracle_r2"], "r2_over_oracle": dyn.r2 / out["oracle_r2"],
+                                "weights": core.weights[:8].tolist(),
+                                "eigenvalue_error": match_eigenvalues(dyn.eigenvalues, nontrivial) if core.rank == len(nontrivial) else None}
+        details["cores"][s], details["activations"][s] = core, H
     k = len(seeds); names = ["weight_cosine", "projector_overlap", "cca_mean"]
     mats = {n: np.eye(k).tolist() for n in names}
     for i in range(k):
@@ -329,13 +351,31 @@ def markov_experiment(seeds: Sequence[int] = (0, 100, 200), epochs: int = 40, n_
             c = cca(Za, Zb, k=min(3, Ua.shape[1], Ub.shape[1]))
             pair = {"projector_overlap": projector_overlap(Ua, Ub),
                     "principal_angles": np.degrees(principal_angles(Ua, Ub))[:3].tolist(),
-                    "cca": c.tolist(), "weight_cosine": weight_cosine(details["models"][a], details["models"][b])}
+                    "cca": c.tolist(), "weight_cosine": weight_cosine(models[a], models[b])}
             out["pairs"][f"{a}-{b}"] = pair
             for n, v in zip(names, (pair["weight_cosine"], pair["projector_overlap"], float(np.mean(c)))):
                 mats[n][i][j] = mats[n][j][i] = v
-    mats["weight_cosine"] = [[1.0 if i == j else mats["weight_cosine"][i][j] for j in range(k)] for i in range(k)]
     out["matrices"] = mats
     return out, details
+
+def markov_experiment(seeds: Sequence[int] = (0, 100, 200), epochs: int = 40, n_train: int = 3000, n_test: int = 3000,
+                      length: int = 32, stay: float = 0.75, energy: float = 0.999, train_seed: int = 0, test_seed: int = 999,
+                      progress: bool = False) -> tuple[dict, dict]:
+    "Run the spec's Markov experiment: train one model per seed on the same data, then `markov_analysis` on the test set."
+    seeds = [int(s) for s in seeds]
+    if len(seeds) < 1 or len(set(seeds)) != len(seeds): raise ValueError(f"seeds: expected distinct integers, got {seeds}")
+    P = cyclic_chain(4, stay)
+    xtr, ytr = markov_dataset(P, n_train, length, seed=train_seed)
+    xte, yte = markov_dataset(P, n_test, length, seed=test_seed)
+    models, seconds = {}, {}
+    for s in seeds:
+        t0 = time.time(); models[s] = train_markov_transformer(xtr, ytr, seed=s, epochs=epochs, progress=progress); seconds[s] = time.time() - t0
+    out, details = markov_analysis(models, xte, yte, stay=stay, energy=energy)
+    for s in seeds: out["seeds"][str(s)]["train_seconds"] = seconds[s]
+    out["settings"] = dict(epochs=epochs, n_train=n_train, n_test=n_test, length=length, stay=stay, energy=energy,
+                           train_seed=train_seed, test_seed=test_seed)
+    return out, details
+
 
 # %% ../nbs/03_ace.ipynb #d2b5a423
 def plot_markov(summary: dict, path=None):
@@ -375,16 +415,19 @@ def plot_markov(summary: dict, path=None):
 # %% ../nbs/03_ace.ipynb #d8536168
 def _cli_markov(args) -> int:
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), args.threads)))
-    summary, _ = markov_experiment(args.seeds, epochs=args.epochs, n_train=args.n_train, n_test=args.n_test, progress=not args.quiet)
+    if args.threads < 1: raise ValueError(f"--threads: expected an integer >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    summary, details = markov_experiment(args.seeds, epochs=args.epochs, n_train=args.n_train, n_test=args.n_test, progress=not args.quiet)
     (out / "markov.json").write_text(json.dumps(summary, indent=1))
+    from factornb.train import save_checkpoint
+    for s, model in details["models"].items(): save_checkpoint(out / f"model_seed{s}.pt", model)   # ~0.2 MB each: the chapter re-measures them
     import matplotlib; matplotlib.use("Agg")
     plot_markov(summary, out / "markov.png")
     for s, r in summary["seeds"].items():
         a = r["accuracies"]
         print(f"seed {s}: rank {r['rank']}, full {a['full']:.4f}, core-only {a['core_only']:.4f}, core-removed {a['core_removed']:.4f}, "
-              f"R2 {r['r2']:.3f} (oracle {r['oracle_r2']:.3f})")
-    print(f"wrote {out / 'markov.json'} and {out / 'markov.png'}")
+              f"R2 {r['r2']:.3f} (oracle {r['oracle_r2']:.3f}), eigenvalue error {r['eigenvalue_error']}")
+    print(f"wrote {out / 'markov.json'}, {out / 'markov.png'} and {len(details['models'])} model checkpoints")
     return 0
 
 def register_cli(subparsers):
