@@ -1,0 +1,37 @@
+"""Redraw time of each factornb.explore explorer on one CPU thread: cold (first call, cached work done) and warm (a slider move).
+
+Run: python benchmarks/bench_explore.py   (prints one line per explorer)"""
+import time
+import matplotlib; matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+from threadpoolctl import threadpool_limits
+from factornb import explore as ex
+
+def timed(fn, **kw):
+    "Seconds for fn(**kw) plus rendering the figure (Agg), and the figure closed."
+    t = time.perf_counter(); fig = fn(**kw); fig.canvas.draw(); dt = time.perf_counter() - t
+    plt.close(fig); return dt
+
+def bench(name, fn, cold: dict, warm: list, setup=None):
+    setup_s = None
+    if setup is not None:
+        t = time.perf_counter(); setup(); setup_s = time.perf_counter() - t
+    c = timed(fn, **cold)
+    w = [timed(fn, **kw) for kw in warm]
+    new = f"; setup (cached once) {setup_s:.2f} s" if setup_s is not None else ""
+    print(f"{name:10s} cold {c:6.3f} s   warm redraw median {sorted(w)[len(w) // 2]:.3f} s, max {max(w):.3f} s over {len(w)} moves{new}")
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        bench("00 ghmm", ex.ghmm_explorer_figure, {},
+              [dict(x=0.05 + 0.01 * i) for i in range(5)] + [dict()] * 3)
+        bench("01 geometry", ex.geometry_explorer_figure, {},
+              [dict(eps=e) for e in (0.0, 0.05, 0.1)] + [dict(chain=True), dict(n_bloch=0)] + [dict()] * 3)
+        t = time.perf_counter(); snap = ex.tiny_training_run()["snapshots"]
+        print(f"02b tiny training run (cached once per process): {time.perf_counter() - t:.2f} s")
+        bench("02b train", lambda **kw: ex.training_explorer_figure(snap, **kw), {},
+              [dict(step=s) for s in snap["steps"]])
+        bench("03 ace", ex.ace_explorer_figure, {},
+              [dict(rank=r) for r in range(1, 7)] + [dict(seed_a=1, seed_b=0)], setup=ex.small_markov_models)

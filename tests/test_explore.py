@@ -1,0 +1,199 @@
+"""Tests for factornb.explore: the explorers' figures over a grid of parameters (edges included), their data against
+independent computations, bad parameters, and each widget built and moved."""
+import math
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from factornb import explore as ex
+from factornb.ghmm import mess3, bloch_walk, simplex_coordinates
+from factornb.factored import kron_all
+from factornb.geometry import dims_at, cumulative_explained_variance
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+# --- 00: Mess3 and Bloch walk -----------------------------------------------------------------------------
+@pytest.mark.parametrize("x,a", [(1e-6, 0.85), (1e-6, 0.6), (0.15, 0.6), (0.5, 0.0), (0.05, 1.0), (1e-6, 1.0), (0.2, 1 / 3)])
+def test_ghmm_explorer_grid(x, a):
+    fig = ex.ghmm_explorer_figure(x=x, a=a, depth=5)
+    d = fig.explorer_data
+    np.testing.assert_allclose(d["mess3_beliefs"].sum(1), 1, atol=1e-12)          # drawn points are beliefs
+    assert (d["mess3_beliefs"] >= -1e-12).all()
+    np.testing.assert_allclose(d["mess3_probs"].sum(), 1, atol=1e-12)
+    np.testing.assert_allclose(fig.axes[0].collections[0].get_offsets(), simplex_coordinates(d["mess3_beliefs"]), atol=1e-12)
+    np.testing.assert_allclose(d["mess3_loss"], mess3(x, a).optimal_loss(6), atol=1e-12)
+    np.testing.assert_allclose(d["mess3_loss"][0], math.log(3), atol=1e-12)          # stationary law is uniform
+    # the loss per position is the probability-weighted mean of the drawn entropies at the last level
+    np.testing.assert_allclose(d["mess3_probs"] @ d["mess3_entropy"], d["mess3_loss"][-1], atol=1e-12)
+
+
+def test_ghmm_explorer_edges_closed_form():
+    # a = 1, x -> 0: after one token the state is known and almost never moves, so from position 1 on the loss is the
+    # entropy of the jump law (1 - 2x, x, x), H = -(1-2x) log(1-2x) - 2x log x (3.0e-5 nats at x = 1e-6)
+    x = 1e-6
+    d = ex.ghmm_explorer_figure(x=x, a=1.0, depth=4).explorer_data
+    np.testing.assert_allclose(d["mess3_loss"][1:], -(1 - 2 * x) * math.log(1 - 2 * x) - 2 * x * math.log(x), rtol=1e-9)
+    assert len(d["mess3_beliefs"]) == 3                                              # the three corners
+    np.testing.assert_allclose(np.sort(d["mess3_beliefs"].max(1)), 1, atol=1e-12)
+    # x -> 0 with a < 1: the state almost never moves, beliefs concentrate as evidence accumulates (loss decreasing)
+    d = ex.ghmm_explorer_figure(x=1e-6, a=0.85, depth=6).explorer_data
+    assert np.all(np.diff(d["mess3_loss"]) < 0)
+    # Bloch walk: beliefs (1/3, u, v) in the disk of radius 1/3, probabilities sum to 1, first token uniform
+    d = ex.ghmm_explorer_figure(alpha=0.0, beta=2.0, depth=4).explorer_data
+    np.testing.assert_allclose(d["bloch_beliefs"][:, 0], 1 / 3, atol=1e-12)
+    assert (np.hypot(d["bloch_beliefs"][:, 1], d["bloch_beliefs"][:, 2]) <= 1 / 3 + 1e-12).all()
+    np.testing.assert_allclose(d["bloch_loss"], bloch_walk(0.0, 2.0).optimal_loss(5), atol=1e-12)
+    np.testing.assert_allclose(d["bloch_loss"][0], math.log(4), atol=1e-12)
+
+
+# --- 01: factored vs joint geometry ---------------------------------------------------------------------------
+@pytest.mark.parametrize("n_mess3,n_bloch,eps,chain", [(1, 0, 0.0, False), (2, 0, 0.0, False), (0, 1, 0.3, False),
+                                                       (2, 1, 0.0, True), (3, 0, 1.0, False), (1, 1, 0.5, True)])
+def test_geometry_explorer_matches_geometry(n_mess3, n_bloch, eps, chain):
+    fig = ex.geometry_explorer_figure(n_mess3=n_mess3, n_bloch=n_bloch, eps=eps, chain=chain, n_sequences=200, length=6)
+    g = fig.explorer_data
+    p = ex.explorer_process(n_mess3, n_bloch, eps, chain)
+    fb = [b[g["rows"], g["lengths"] - 1] for b in p.factor_predictive_vectors(g["tokens"])]
+    fac, joint = np.concatenate(fb, 1), kron_all(fb)
+    assert (g["dims_factored"], g["dims_joint"]) == (dims_at(fac), dims_at(joint))
+    # the curves drawn are the CEVs; dims@95 independently from the singular values of the centred points
+    np.testing.assert_allclose(fig.axes[0].lines[1].get_ydata(), cumulative_explained_variance(joint), atol=1e-12)
+    sv2 = np.linalg.svd(joint - joint.mean(0), compute_uv=False) ** 2
+    assert int(np.searchsorted(np.cumsum(sv2) / sv2.sum(), 0.95 - 1e-12) + 1) == g["dims_joint"]
+    assert g["dims_factored"] <= p.factored_dimension
+    assert (g["product_excess"] >= -1e-12).all()
+    if eps == 1.0:   # every token uniform: loss log V, nothing to gain from the joint law
+        np.testing.assert_allclose(g["optimal_loss"], math.log(p.vocab_size), atol=1e-9)
+        np.testing.assert_allclose(g["product_excess"], 0, atol=1e-12)
+
+
+def test_geometry_explorer_loss_against_exact():
+    # independent, noise-free: the sampled mean of exact conditional entropies estimates the exact optimal loss
+    g = ex.geometry_explorer_figure(n_mess3=2, n_bloch=0, n_sequences=2000, length=5).explorer_data
+    exact = ex.explorer_process(2, 0).optimal_loss(5)
+    assert g["optimal_loss"][0] == pytest.approx(exact[0], abs=1e-12)          # position 0: no past, exact
+    # per-position SE of a mean of entropies in [0, log 9] over 2000 sequences is < log(9)/2/sqrt(2000) ~ 0.025; 0.03 is > 1 SE bound
+    np.testing.assert_allclose(g["optimal_loss"], exact, atol=0.03)
+    np.testing.assert_allclose(g["product_excess"], 0, atol=1e-12)
+    # the chain costs a product predictor (chapter 01: hidden dependencies)
+    c = ex.geometry_explorer_figure(n_mess3=2, n_bloch=0, chain=True, n_sequences=300, length=5).explorer_data
+    assert c["product_excess"][1:].mean() > 1e-2
+
+
+# --- 02b: training scrubber ------------------------------------------------------------------------------------
+def test_training_explorer_scrubs_snapshots():
+    run = ex.tiny_training_run()
+    snap = run["snapshots"]
+    # R^2 derived from the stored RMSE equals fit_belief_regression's own per-factor R^2 at the last step
+    np.testing.assert_allclose(snap["per_factor_r2"][-1], run["final"]["per_factor_r2"], atol=1e-9)
+    for step in (snap["steps"][0], snap["steps"][len(snap["steps"]) // 2], snap["steps"][-1]):
+        d = ex.training_explorer_figure(snap, step=step).explorer_data
+        i = snap["steps"].index(step)
+        assert d["dims95"] == snap["dims95"][i] == next(h["dims95"] for h in run["history"] if h["step"] == step)
+        assert d["vary_one_step"] == step                                  # vary-one measured at every analysed step here
+        assert d["overlap"].shape[1] == 1                                  # 2 factors: one pair
+        assert ((d["overlap"] >= -1e-12) & (d["overlap"] <= 1 + 1e-12)).all()
+    # the run result itself is accepted too
+    assert ex.training_explorer_figure(run).explorer_data["step"] == snap["steps"][-1]
+
+
+def test_snapshots_from_models_agree_with_training_snapshots():
+    run = ex.tiny_training_run()
+    tokens = run["process"].sample(300, 8, seed=500_001)               # run_experiment's analysis set
+    s = ex.snapshots_from_models({80: run["model"]}, run["process"], tokens, vary_one=False)
+    assert s["dims95"] == [run["final"]["dims95"]]
+    np.testing.assert_allclose(s["per_factor_r2"][0], run["final"]["per_factor_r2"], atol=1e-9)
+    d = ex.training_explorer_figure(s).explorer_data
+    assert d["vary_one_step"] is None and d["overlap"] is None
+
+
+# --- 03: ACE --------------------------------------------------------------------------------------------------
+def test_ace_explorer_data_against_independent_algebra():
+    data = ex.small_markov_models()
+    for rank in (1, 3, data.max_rank):
+        d = ex.ace_explorer_figure(data, rank=rank, seed_a=0, seed_b=1).explorer_data
+        A, B = data.seed_data(0), data.seed_data(1)
+        assert (d["keep"], d["remove"]) == (A["scan"]["keep"][rank - 1], A["scan"]["remove"][rank - 1])
+        # principal angles: arccos of the singular values of Qa^T Qb (bases orthonormal)
+        Qa, Qb = A["core"].basis[:, :rank], B["core"].basis[:, :rank]
+        np.testing.assert_allclose(Qa.T @ Qa, np.eye(rank), atol=1e-10)
+        cos = np.linalg.svd(Qa.T @ Qb, compute_uv=False)
+        np.testing.assert_allclose(np.sort(d["principal_angles"]), np.sort(np.degrees(np.arccos(np.clip(cos, -1, 1)))), atol=1e-6)
+        # eigenvalues: least squares of centred next on centred current core coordinates, by numpy directly
+        Z = A["Z"][..., :rank]
+        X0 = Z[:, :-1].reshape(-1, rank); X1 = Z[:, 1:].reshape(-1, rank)
+        M = np.linalg.lstsq(X0 - X0.mean(0), X1 - X1.mean(0), rcond=None)[0]
+        ev = np.linalg.eigvals(M)
+        np.testing.assert_allclose(np.sort_complex(d["eigenvalues"][0]), np.sort_complex(ev), atol=1e-8)
+        # canonical correlations: singular values of the whitened cross-covariance (QR whitening, no regulariser)
+        za = (Z.reshape(-1, rank) - Z.reshape(-1, rank).mean(0)); zb = B["Z"][..., :rank].reshape(-1, rank); zb = zb - zb.mean(0)
+        qa, qb = np.linalg.qr(za)[0], np.linalg.qr(zb)[0]
+        np.testing.assert_allclose(d["cca"], np.linalg.svd(qa.T @ qb, compute_uv=False)[:rank], atol=1e-5)
+    same = ex.ace_explorer_figure(data, rank=2, seed_a=1, seed_b=1).explorer_data
+    np.testing.assert_allclose(same["principal_angles"], 0, atol=1e-5)
+    np.testing.assert_allclose(same["cca"], 1, atol=1e-6)
+
+
+# --- bad parameters --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("fn,kw,name", [
+    (ex.ghmm_explorer_figure, dict(x=0.51), "x"), (ex.ghmm_explorer_figure, dict(x=-0.01), "x"), (ex.ghmm_explorer_figure, dict(x=0.0), "x"),
+    (ex.ghmm_explorer_figure, dict(a=1.01), "a"), (ex.ghmm_explorer_figure, dict(a=float("nan")), "a"),
+    (ex.ghmm_explorer_figure, dict(alpha=0, beta=0), "alpha"), (ex.ghmm_explorer_figure, dict(beta=float("inf")), "beta"),
+    (ex.ghmm_explorer_figure, dict(depth=-1), "depth"), (ex.ghmm_explorer_figure, dict(depth=2.5), "depth"),
+    (ex.geometry_explorer_figure, dict(n_mess3=4), "n_mess3"), (ex.geometry_explorer_figure, dict(n_bloch=3), "n_bloch"),
+    (ex.geometry_explorer_figure, dict(n_mess3=0, n_bloch=0), "n_mess3"), (ex.geometry_explorer_figure, dict(eps=-0.1), "eps"),
+    (ex.geometry_explorer_figure, dict(eps=1.01), "eps"), (ex.geometry_explorer_figure, dict(chain=1), "chain"),
+    (ex.geometry_explorer_figure, dict(n_sequences=1), "n_sequences"), (ex.geometry_explorer_figure, dict(length=0), "length"),
+    (ex.training_explorer_figure, dict(step=-5), "step"), (ex.training_explorer_figure, dict(snapshots={"x": 1}), "snapshots"),
+    (ex.ace_explorer_figure, dict(rank=0), "rank"), (ex.ace_explorer_figure, dict(rank=7), "rank"),
+    (ex.ace_explorer_figure, dict(seed_a=42), "seed_a"), (ex.ace_explorer_figure, dict(seed_b="0"), "seed_b"),
+])
+def test_bad_parameters(fn, kw, name):
+    with pytest.raises(ValueError, match=name):
+        fn(**kw)
+
+
+def test_bad_inputs_to_builders():
+    with pytest.raises(ValueError, match="result"): ex.training_snapshots({"history": []})
+    with pytest.raises(ValueError, match="models"): ex.AceExplorerData({}, torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long))
+    with pytest.raises(TypeError, match="data"): ex.ace_explorer_figure(data="not data")
+    with pytest.raises(TypeError, match="figure_fn"): ex.explorer_widget(3, ex.ghmm_controls())
+    with pytest.raises(TypeError, match="controls"): ex.explorer_widget(ex.ghmm_explorer_figure, {})
+
+
+# --- widgets: build each and move a control ---------------------------------------------------------------------
+@pytest.mark.parametrize("make", [
+    lambda: (ex.ghmm_explorer_figure, ex.ghmm_controls(depth=4), {}, "x", 0.2, lambda f: f.explorer_data["mess3_loss"],
+             lambda: ex.ghmm_explorer_figure(x=0.2, depth=4).explorer_data["mess3_loss"]),
+    lambda: (ex.geometry_explorer_figure, ex.geometry_controls(n_mess3=2, n_bloch=0), {}, "chain", True,
+             lambda f: f.explorer_data["product_excess"],
+             lambda: ex.geometry_explorer_figure(n_mess3=2, n_bloch=0, chain=True).explorer_data["product_excess"]),
+    lambda: (ex.training_explorer_figure, ex.training_controls(), {}, "step", ex.tiny_training_run()["snapshots"]["steps"][1],
+             lambda f: f.explorer_data["step"], lambda: ex.tiny_training_run()["snapshots"]["steps"][1]),
+    lambda: (ex.ace_explorer_figure, ex.ace_controls(), {}, "rank", 2, lambda f: f.explorer_data["keep"],
+             lambda: ex.small_markov_models().seed_data(0)["scan"]["keep"][1]),
+])
+def test_widget_redraws_on_change(make):
+    fn, controls, fixed, name, value, read, expected = make()
+    w = ex.explorer_widget(fn, controls, **fixed)
+    first = w.figure
+    assert first is not None                                  # drawn once on creation, with the controls' values
+    controls[name].value = value
+    assert w.figure is not first                              # redrawn with the new value
+    np.testing.assert_allclose(read(w.figure), expected())
+
+
+def test_show_explorer_static_outside_kernel(monkeypatch):
+    monkeypatch.setenv("IN_TEST", "1")
+    fig = ex.show_explorer(ex.ghmm_explorer_figure, ex.ghmm_controls(depth=3))
+    assert isinstance(fig, matplotlib.figure.Figure) and len(fig.explorer_data["mess3_loss"]) == 4
