@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['HookPoint', 'TransformerConfig', 'markov_transformer_config', 'LayerNorm', 'Attention', 'MLP', 'TransformerBlock',
-           'Embed', 'PosEmbed', 'Unembed', 'Transformer', 'RNNConfig', 'RecurrentLayer', 'RecurrentModel',
-           'config_from_dict', 'model_from_config', 'count_parameters', 'generate']
+           'Embed', 'PosEmbed', 'Unembed', 'load_encoder_layer', 'Transformer', 'RNNConfig', 'RecurrentLayer',
+           'RecurrentModel', 'config_from_dict', 'model_from_config', 'count_parameters', 'generate']
 
 # %% ../nbs/02a_models.ipynb #2d95fd9d
 class HookPoint(nn.Identity):
@@ -44,12 +44,16 @@ class TransformerConfig:
     seed: int = 7           # weight-initialisation seed
     init_range: float | None = None  # std of weight init; None -> 0.8 / sqrt(d_model) (TransformerLens)
     ln_eps: float = 1e-5
+    init: str = "gpt2"      # "gpt2" (TransformerLens N(0, r^2)) | "torch" (PyTorch's own nn.TransformerEncoderLayer / Embedding / Linear defaults)
 
     def __post_init__(self):
         for f in ("vocab_size", "n_ctx", "d_model", "n_layers", "n_heads", "d_head", "d_mlp"): _check_int(getattr(self, f), f)
         _check_int(self.seed, "seed", minimum=0)
         _check_choice(self.act, "act", ("relu", "gelu"))
         _check_choice(self.norm, "norm", ("pre", "post"))
+        _check_choice(self.init, "init", ("gpt2", "torch"))
+        if self.init == "torch" and self.n_heads * self.d_head != self.d_model:
+            raise ValueError(f"init='torch' builds nn.TransformerEncoderLayer, which needs n_heads * d_head == d_model; got {self.n_heads} * {self.d_head} != {self.d_model}")
         if not 0.0 <= float(self.dropout) < 1.0: raise ValueError(f"dropout: expected a probability in [0, 1), got {self.dropout}")
         if self.init_range is not None and not float(self.init_range) > 0: raise ValueError(f"init_range: expected a positive float or None, got {self.init_range}")
 
@@ -57,9 +61,9 @@ class TransformerConfig:
     def initializer_range(self) -> float: return float(self.init_range) if self.init_range is not None else 0.8 / math.sqrt(self.d_model)
 
 def markov_transformer_config(**overrides) -> TransformerConfig:
-    "The chapter-03 Markov-chain model (spec *algorithmic cores* §4.2): 1 post-LN layer, d 64, 4 heads, FFN 256, dropout 0.1."
+    "The chapter-03 Markov-chain model (spec *algorithmic cores* §4.2): 1 post-LN layer, d 64, 4 heads, FFN 256, dropout 0.1, PyTorch's init."
     kw = dict(vocab_size=4, n_ctx=64, d_model=64, n_layers=1, n_heads=4, d_head=16, d_mlp=256, act="relu",
-              norm="post", dropout=0.1, final_ln=False)
+              norm="post", dropout=0.1, final_ln=False, init="torch")
     kw.update(overrides)
     return TransformerConfig(**kw)
 
@@ -158,6 +162,33 @@ class Unembed(nn.Module):
         super().__init__(); self.W_U, self.b_U = nn.Parameter(torch.empty(d, vocab)), nn.Parameter(torch.zeros(vocab))
     def forward(self, x): return x @ self.W_U + self.b_U
 
+@torch.no_grad()
+def load_encoder_layer(block: "TransformerBlock", layer: nn.TransformerEncoderLayer) -> None:
+    "Copy the weights of a PyTorch `nn.TransformerEncoderLayer` into our `block` (same d, heads and FFN width)."
+    a, d = block.attn, block.attn.W_O.shape[-1]
+    H, dh = a.W_Q.shape[0], a.W_Q.shape[2]
+    q, k, v = layer.self_attn.in_proj_weight.view(3, H, dh, d).transpose(-1, -2)   # PyTorch applies x W^T
+    bq, bk, bv = layer.self_attn.in_proj_bias.view(3, H, dh)
+    for ours, theirs in ((a.W_Q, q), (a.W_K, k), (a.W_V, v), (a.b_Q, bq), (a.b_K, bk), (a.b_V, bv)): ours.copy_(theirs)
+    a.W_O.copy_(layer.self_attn.out_proj.weight.T.reshape(H, dh, d)); a.b_O.copy_(layer.self_attn.out_proj.bias)
+    block.mlp.W_in.copy_(layer.linear1.weight.T); block.mlp.b_in.copy_(layer.linear1.bias)
+    block.mlp.W_out.copy_(layer.linear2.weight.T); block.mlp.b_out.copy_(layer.linear2.bias)
+    for ours, theirs in ((block.ln1, layer.norm1), (block.ln2, layer.norm2)): ours.w.copy_(theirs.weight); ours.b.copy_(theirs.bias)
+
+@torch.no_grad()
+def _torch_default_init(model: "Transformer") -> None:
+    "PyTorch's own initial weights, drawn from `config.seed` in module order without touching the global RNG."
+    cfg = model.config
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        model.embed.W_E.copy_(nn.Embedding(cfg.vocab_size, cfg.d_model).weight)
+        model.pos_embed.W_pos.copy_(nn.Embedding(cfg.n_ctx, cfg.d_model).weight)
+        for block in model.blocks:
+            load_encoder_layer(block, nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, cfg.d_mlp, cfg.dropout, batch_first=True))
+        head = nn.Linear(cfg.d_model, cfg.vocab_size)
+        model.unembed.W_U.copy_(head.weight.T); model.unembed.b_U.copy_(head.bias)
+    if model.ln_final is not None: model.ln_final.w.fill_(1.0); model.ln_final.b.zero_()
+
 class Transformer(nn.Module):
     "GPT-2-style decoder-only transformer; `forward(tokens (B, P) int64) -> logits (B, P, vocab)`."
     def __init__(self, config: TransformerConfig | dict):
@@ -173,7 +204,8 @@ class Transformer(nn.Module):
 
     @torch.no_grad()
     def init_weights(self) -> None:
-        "TransformerLens GPT-2 init from `config.seed`: `W_*` ~ N(0, r^2), biases 0, LayerNorm gains 1."
+        "Seeded init from `config.seed`: TransformerLens GPT-2 (`W_*` ~ N(0, r^2), biases 0, LN gains 1) or, with `init='torch'`, PyTorch's defaults."
+        if self.config.init == "torch": return _torch_default_init(self)
         g, r = torch.Generator().manual_seed(self.config.seed), self.config.initializer_range
         for name, p in self.named_parameters():
             leaf = name.rsplit(".", 1)[-1]
