@@ -124,6 +124,15 @@ def test_ace_explorer_data_against_independent_algebra():
         d = ex.ace_explorer_figure(data, rank=rank, seed_a=0, seed_b=1).explorer_data
         A, B = data.seed_data(0), data.seed_data(1)
         assert (d["keep"], d["remove"]) == (A["scan"]["keep"][rank - 1], A["scan"]["remove"][rank - 1])
+    # the closed-form scan the explorer uses equals chapter 03's forward-pass interventions (rank_scan), every rank
+    from factornb.ace import rank_scan
+    A = data.seed_data(0)
+    ref = rank_scan(data.models[0], data.inputs, data.targets, data.hook_name, A["core"].basis)
+    np.testing.assert_allclose(A["scan"]["keep"], ref["keep"], atol=1.5 / data.targets.numel())   # at most one argmax tie flips
+    np.testing.assert_allclose(A["scan"]["remove"], ref["remove"], atol=1.5 / data.targets.numel())
+    for rank in (1, 3, data.max_rank):
+        d = ex.ace_explorer_figure(data, rank=rank, seed_a=0, seed_b=1).explorer_data
+        A, B = data.seed_data(0), data.seed_data(1)
         # principal angles: arccos of the singular values of Qa^T Qb (bases orthonormal)
         Qa, Qb = A["core"].basis[:, :rank], B["core"].basis[:, :rank]
         np.testing.assert_allclose(Qa.T @ Qa, np.eye(rank), atol=1e-10)
