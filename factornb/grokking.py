@@ -17,9 +17,11 @@ from .activations import run_with_cache
 from .ace import activity_matrix, relevance_matrix, core_basis, energy_rank, readout_rank_scan, necessary_rank, sufficient_rank
 
 # %% auto #0
-__all__ = ['ModularData', 'modular_addition_data', 'grok_config', 'core_layer', 'accuracy', 'GrokTrainer', 'last_position_states',
-           'core_dimensions', 'class_means', 'ShiftOperator', 'fit_shift_operator', 'rotational_modes', 'clock',
-           'analyse_model', 'checkpoint_epochs', 'grok_epoch', 'load_weights', 'grok_run', 'plot_grok', 'register_cli']
+__all__ = ['LAW_MODEL', 'ModularData', 'modular_addition_data', 'grok_config', 'core_layer', 'accuracy', 'GrokTrainer',
+           'last_position_states', 'core_dimensions', 'class_means', 'ShiftOperator', 'fit_shift_operator',
+           'rotational_modes', 'clock', 'analyse_model', 'checkpoint_epochs', 'grok_epoch', 'load_weights', 'grok_run',
+           'plot_grok', 'grok_time', 'fit_power_law', 'redundancy_law', 'fit_redundancy_law', 'grok_law', 'law_fits',
+           'plot_law', 'register_cli']
 
 # %% ../nbs/04_grokking.ipynb #0f077d3e
 def _check_int(value, name: str, minimum: int) -> int:
@@ -104,8 +106,9 @@ class GrokTrainer:
         "The label of the last completed pass: the spec's 'epoch 0' is the state after the first pass."
         return self.passes - 1
 
-    def train_epoch(self) -> list[float]:
-        "One shuffled pass over the training pairs for every seed (loss on the last position); returns the mean losses."
+    def train_epoch(self, on_step=None) -> list[float]:
+        """One shuffled pass over the training pairs for every seed (loss on the last position); returns the mean losses.
+        `on_step(i, model)`, if given, runs after every optimiser step of seed number i (e.g. step-resolved evaluation)."""
         x, y = self.data.x_train, self.data.y_train
         B = self.batch_size or len(x); losses = []
         for i, (model, opt) in enumerate(zip(self.models, self.optimizers)):
@@ -118,6 +121,7 @@ class GrokTrainer:
                     loss = F.cross_entropy(model(x[b])[:, -1], y[b])
                     opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
                     total += loss.item() * len(b)
+                    if on_step is not None: on_step(i, model)
                 self.dropout_states[i] = torch.get_rng_state()
             losses.append(total / len(x))
         self.passes += 1
@@ -387,6 +391,124 @@ def plot_grok(result: dict, path=None):
     if path is not None: fig.savefig(path, dpi=120)
     return fig
 
+# %% ../nbs/04_grokking.ipynb #f249e7cf
+LAW_MODEL = dict(n_layers=1, d_model=64, n_heads=4, d_mlp=256)   # the CPU-scale law model (paper: one layer, d 128, FFN 512)
+
+def grok_time(p: int = 31, weight_decay: float = 1.0, seed: int = 0, lr: float = 1e-2, batch_size: int | None = None,
+              model_kwargs: dict | None = None, max_epochs: int = 5000, stop_after: int = 100, threshold: float = 0.99) -> dict:
+    """Step-resolved grokking time (spec §6.1): train one model, evaluate train and test accuracy after every optimiser step;
+    tau_mem / tau_grok = first step with train / test accuracy >= `threshold`, delay = tau_grok - tau_mem (None unless > 0).
+    Stops `stop_after` epochs after grokking or at `max_epochs`."""
+    data = modular_addition_data(p)
+    t = GrokTrainer(data, [seed], weight_decay, lr, batch_size, LAW_MODEL if model_kwargs is None else model_kwargs)
+    _check_int(max_epochs, "max_epochs", 1)
+    hit = {"mem": None, "grok": None}; step = [0]
+    def on_step(i, model):
+        step[0] += 1
+        if hit["grok"] is not None: return
+        if hit["mem"] is None and accuracy(model, data.x_train, data.y_train) >= threshold: hit["mem"] = step[0]
+        if accuracy(model, data.x_test, data.y_test) >= threshold: hit["grok"] = step[0]
+    t0 = time.time(); grok_epoch_ = None
+    while t.passes < max_epochs:
+        t.train_epoch(on_step)
+        if hit["grok"] is not None and grok_epoch_ is None: grok_epoch_ = t.epoch
+        if grok_epoch_ is not None and t.epoch >= grok_epoch_ + stop_after: break
+    m, g = hit["mem"], hit["grok"]
+    return {"p": p, "weight_decay": weight_decay, "seed": seed, "lr": lr, "batch_size": batch_size, "tau_mem": m, "tau_grok": g,
+            "delay": (g - m) if (m is not None and g is not None and g > m) else None, "steps": step[0],
+            "final_test_acc": accuracy(t.models[0], data.x_test, data.y_test), "seconds": time.time() - t0}
+
+# %% ../nbs/04_grokking.ipynb #0dc953cb
+def fit_power_law(x, y, confidence: float = 0.95) -> dict:
+    "log y = log C + beta log x by least squares over all points; beta with a t-based confidence interval, and R^2 in log space."
+    from scipy import stats
+    x = np.asarray(x, dtype=np.float64); y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1 or len(x) < 3: raise ValueError(f"x, y: expected two 1-d arrays of >= 3 points, got {x.shape} and {y.shape}")
+    if (x <= 0).any() or (y <= 0).any(): raise ValueError("x, y: a power-law fit needs positive values")
+    if len(np.unique(x)) < 2: raise ValueError("x: needs at least two distinct values")
+    r = stats.linregress(np.log(x), np.log(y))
+    h = stats.t.ppf(0.5 + confidence / 2, len(x) - 2) * r.stderr
+    return {"exponent": float(r.slope), "ci": [float(r.slope - h), float(r.slope + h)], "confidence": confidence,
+            "prefactor": float(np.exp(r.intercept)), "r2": float(r.rvalue ** 2), "n": int(len(x))}
+
+def redundancy_law(p, omega: float, p_crit: float):
+    "tau(p) = -Omega log(1 - p_crit / p) (spec §6.2)."
+    return -omega * np.log(1 - p_crit / np.asarray(p, dtype=np.float64))
+
+def fit_redundancy_law(p, tau) -> dict:
+    "Fit tau = -Omega log(1 - p_crit/p) with scipy's curve_fit (Omega >= 0, 0 <= p_crit < min p; the spec's initial guess); R^2 in linear space."
+    from scipy.optimize import curve_fit
+    p = np.asarray(p, dtype=np.float64); tau = np.asarray(tau, dtype=np.float64)
+    if p.shape != tau.shape or p.ndim != 1 or len(np.unique(p)) < 2: raise ValueError(f"p, tau: expected 1-d arrays with >= 2 distinct p, got {p.shape}, {tau.shape}")
+    lo = p.min()
+    (om, pc), cov = curve_fit(redundancy_law, p, tau, p0=[np.median(tau) * np.median(p), 0.5 * lo],
+                             bounds=([0, 0], [np.inf, lo * (1 - 1e-9)]), maxfev=20000)
+    res = ((tau - redundancy_law(p, om, pc)) ** 2).sum(); tot = ((tau - tau.mean()) ** 2).sum()
+    return {"omega": float(om), "p_crit": float(pc), "r2": float(1 - res / tot), "stderr": np.sqrt(np.diag(cov)).tolist()}
+
+# %% ../nbs/04_grokking.ipynb #e4933a65
+def grok_law(weight_decays: Sequence[float] = (0.5, 1.0, 2.0, 4.0), ps: Sequence[int] = (31, 43, 53, 61), seeds: Sequence[int] = (0, 1, 2),
+             base_p: int = 31, base_weight_decay: float = 1.0, out=None, progress: bool = False, **kwargs) -> dict:
+    """The two sweeps of spec §6: delay vs weight decay at `base_p`, delay vs p at `base_weight_decay` (full batch), `seeds` each;
+    power-law and redundancy-law fits. With `out`, law.json is rewritten after every run and finished runs are not redone."""
+    runs, path = [], None
+    if out is not None:
+        path = Path(out) / "law.json"; Path(out).mkdir(parents=True, exist_ok=True)
+        if path.exists(): runs = json.loads(path.read_text())["runs"]
+    jobs = [j for s in seeds for j in [("weight_decay", base_p, w, s) for w in weight_decays] + [("p", p, base_weight_decay, s) for p in ps]]
+    it = jobs
+    if progress: from tqdm.auto import tqdm; it = tqdm(jobs, desc="grok-law runs")
+    def result():
+        out_ = {"settings": dict(weight_decays=list(weight_decays), ps=list(ps), seeds=list(seeds), base_p=base_p,
+                                 base_weight_decay=base_weight_decay, **kwargs), "runs": runs}
+        out_.update(law_fits(runs, base_p, base_weight_decay))
+        return out_
+    for sweep, p, w, s in it:
+        done = [r for r in runs if r["p"] == p and r["weight_decay"] == w and r["seed"] == s]
+        if done: continue                                   # resumed, or the (base_p, base_weight_decay) run shared by both sweeps
+        runs.append(grok_time(p, w, s, **kwargs))
+        if path is not None: path.write_text(json.dumps(result(), indent=1))
+    return result()
+
+def law_fits(runs: list[dict], base_p: int, base_weight_decay: float) -> dict:
+    "Fits of the two panels from the runs that grokked (delay defined)."
+    ok = [r for r in runs if r["delay"] is not None]
+    wd = [r for r in ok if r["p"] == base_p]; pp = [r for r in ok if r["weight_decay"] == base_weight_decay]
+    fits = {"weight_decay_fit": None, "p_fit": None}
+    try: fits["weight_decay_fit"] = fit_power_law([r["weight_decay"] for r in wd], [r["delay"] for r in wd])
+    except ValueError: pass
+    try: fits["p_fit"] = fit_redundancy_law([r["p"] for r in pp], [r["delay"] for r in pp])
+    except (ValueError, RuntimeError): pass
+    return fits
+
+# %% ../nbs/04_grokking.ipynb #3602f87b
+def plot_law(law: dict, path=None):
+    "The two law panels: delay vs weight decay (log-log, power-law fit and the omega^-1 theory line) and delay vs p (redundancy-law fit)."
+    import matplotlib.pyplot as plt
+    s = law["settings"]; ok = [r for r in law["runs"] if r["delay"] is not None]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    for a, key, sel, fit in ((ax[0], "weight_decay", [r for r in ok if r["p"] == s["base_p"]], law.get("weight_decay_fit")),
+                             (ax[1], "p", [r for r in ok if r["weight_decay"] == s["base_weight_decay"]], law.get("p_fit"))):
+        if not sel: continue
+        x = np.array([r[key] for r in sel], float); y = np.array([r["delay"] for r in sel], float)
+        a.scatter(x, y, s=12, color="grey", alpha=.6, label="runs")
+        ux = np.unique(x); a.errorbar(ux, [y[x == u].mean() for u in ux], [y[x == u].std() for u in ux], fmt="o", color="C0", capsize=3, label="mean ± SD")
+        xx = np.geomspace(ux.min(), ux.max(), 100)
+        if fit and key == "weight_decay":
+            a.plot(xx, fit["prefactor"] * xx ** fit["exponent"], color="C3",
+                   label=f"fit ω^{fit['exponent']:.2f} [{fit['ci'][0]:.2f}, {fit['ci'][1]:.2f}], R²={fit['r2']:.2f}")
+            gm = np.exp(np.mean(np.log(y)) + np.mean(np.log(x))); a.plot(xx, gm / xx, "k:", label="theory ∝ ω⁻¹")
+        if fit and key == "p":
+            a.plot(xx, redundancy_law(xx, fit["omega"], fit["p_crit"]), color="C3",
+                   label=f"−Ω log(1 − p_crit/p): Ω={fit['omega']:.0f}, p_crit={fit['p_crit']:.1f}, R²={fit['r2']:.2f}")
+        a.set_xscale("log"); a.set_yscale("log"); a.legend(fontsize=7)
+        a.set_ylabel("delay τ_grok − τ_mem (optimiser steps)")
+    ax[0].set_xlabel("weight decay ω"); ax[0].set_title(f"A  Grok time vs weight decay (p = {s['base_p']})")
+    ax[1].set_xlabel("modulus p"); ax[1].set_title(f"B  Grok time vs p (ω = {s['base_weight_decay']:g})")
+    fig.tight_layout()
+    if path is not None: fig.savefig(path, dpi=120)
+    return fig
+
 # %% ../nbs/04_grokking.ipynb #98844c1e
 def _summary_line(r: dict) -> str:
     return (f"epoch {r['epoch']:>5} seed {r['seed']}: train {r['train_acc']:.3f} test {r['test_acc']:.3f}  r_energy {r['r_energy']} "
@@ -412,6 +534,19 @@ def _cli_grok(args) -> int:
     print(f"grok epoch {res['grok_epoch']}; wrote {out / 'grok.json'} and {out / 'grok.png'}")
     return 0
 
+def _cli_grok_law(args) -> int:
+    out = Path(args.out)
+    torch.set_num_threads(max(1, args.threads))
+    import matplotlib; matplotlib.use("Agg")
+    model = dict(n_layers=args.layers, d_model=args.d_model, n_heads=4, d_mlp=4 * args.d_model)
+    law = grok_law(args.weight_decays, args.ps, args.seeds, args.base_p, args.base_weight_decay, out=out,
+                   progress=not args.quiet and sys.stderr.isatty(), lr=args.lr, batch_size=None if args.batch_size == 0 else args.batch_size,
+                   model_kwargs=model, max_epochs=args.max_epochs, stop_after=args.stop_after)
+    plot_law(law, out / "law.png")
+    for name in ("weight_decay_fit", "p_fit"): print(name, law[name])
+    print(f"wrote {out / 'law.json'} and {out / 'law.png'}")
+    return 0
+
 def register_cli(cores_subparsers) -> None:
     "Add `grok` and `grok-law` to the `factornb cores` group (each leaf sets `func(args) -> int`)."
     g = cores_subparsers.add_parser("grok", help="modular addition: grokking, core tracking, clocks, the WD 1 -> 0 branch (chapter 04)")
@@ -431,3 +566,19 @@ def register_cli(cores_subparsers) -> None:
     g.add_argument("--plot-only", action="store_true", help="only redraw grok.png from an existing grok.json")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=_cli_grok)
+    l = cores_subparsers.add_parser("grok-law", help="grokking delay vs weight decay and vs p, with the power-law and redundancy-law fits (chapter 04)")
+    l.add_argument("--out", default="runs/grok_law", help="output folder for law.json and law.png (finished runs are kept and skipped)")
+    l.add_argument("--weight-decays", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0], help="weight decays of the ω sweep (paper: 0.3 0.5 1 1.5 2 3)")
+    l.add_argument("--ps", type=int, nargs="+", default=[31, 43, 53, 61], help="moduli of the p sweep (paper: 31 43 53 61 79 89 101)")
+    l.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds per setting (paper: 12)")
+    l.add_argument("--base-p", type=int, default=31, help="p of the ω sweep (paper: 53)")
+    l.add_argument("--base-weight-decay", type=float, default=1.0, help="ω of the p sweep (paper: 1.0)")
+    l.add_argument("--lr", type=float, default=1e-2, help="AdamW learning rate (paper: 1e-3)")
+    l.add_argument("--batch-size", type=int, default=0, help="minibatch; 0 = full batch (paper: 512 for the ω sweep, full for the p sweep)")
+    l.add_argument("--layers", type=int, default=1, help="encoder layers (paper: 1)")
+    l.add_argument("--d-model", type=int, default=64, help="width, 4 heads, FFN 4x (paper: 128)")
+    l.add_argument("--max-epochs", type=int, default=5000, help="give up after this many epochs (paper: 20000 / 30000)")
+    l.add_argument("--stop-after", type=int, default=100, help="epochs to train past grokking (paper: 100)")
+    l.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    l.add_argument("--quiet", action="store_true", help="no progress bar")
+    l.set_defaults(func=_cli_grok_law)
