@@ -19,9 +19,9 @@ from .ace import activity_matrix, relevance_matrix, core_basis, energy_rank, rea
 # %% auto #0
 __all__ = ['LAW_MODEL', 'ModularData', 'modular_addition_data', 'grok_config', 'core_layer', 'accuracy', 'GrokTrainer',
            'last_position_states', 'core_dimensions', 'class_means', 'ShiftOperator', 'fit_shift_operator',
-           'rotational_modes', 'clock', 'analyse_model', 'checkpoint_epochs', 'grok_epoch', 'load_weights', 'grok_run',
-           'plot_grok', 'grok_time', 'fit_power_law', 'redundancy_law', 'fit_redundancy_law', 'grok_law', 'law_fits',
-           'plot_law', 'register_cli']
+           'rotational_modes', 'clock', 'plot_clock', 'embedding_frequency_power', 'key_frequencies', 'analyse_model',
+           'checkpoint_epochs', 'grok_epoch', 'load_weights', 'grok_run', 'plot_grok', 'grok_time', 'fit_power_law',
+           'redundancy_law', 'fit_redundancy_law', 'grok_law', 'law_fits', 'plot_law', 'register_cli']
 
 # %% ../nbs/04_grokking.ipynb #0f077d3e
 def _check_int(value, name: str, minimum: int) -> int:
@@ -234,16 +234,39 @@ def clock(Z, answers, p: int, ridge: float = 0.0, holdout: int = 0) -> dict:
     op = fit_shift_operator(class_means(Z, answers, p), ridge=ridge, holdout=holdout)
     return {"operator": op, **rotational_modes(op.eigenvalues, p)}
 
+# %% ../nbs/04_grokking.ipynb #48e672fa
+def plot_clock(ax, eigenvalues, p: int, title: str = "") -> None:
+    "Eigenvalues on the complex plane with the unit circle; near-circle ones (eps = sin(pi/p)) in blue, the rest grey."
+    ev = np.asarray(eigenvalues, dtype=complex); near = np.abs(np.abs(ev) - 1) <= math.sin(math.pi / p)
+    t = np.linspace(0, 2 * np.pi, 200); ax.plot(np.cos(t), np.sin(t), color="lightgrey", lw=1)
+    ax.scatter(ev[~near].real, ev[~near].imag, s=14, color="grey"); ax.scatter(ev[near].real, ev[near].imag, s=14, color="C0")
+    ax.set_aspect("equal"); ax.set_xlim(-1.3, 1.3); ax.set_ylim(-1.3, 1.3); ax.set_xlabel("Re λ"); ax.set_ylabel("Im λ"); ax.set_title(title, fontsize=9)
+
+# %% ../nbs/04_grokking.ipynb #5e974ece
+def embedding_frequency_power(W_E) -> np.ndarray:
+    "Power of a token embedding (p, d) at each folded frequency k = 0..p//2: the DFT over tokens, |F_k|^2 summed over d, k and p-k added."
+    W = np.asarray(W_E.detach().cpu() if isinstance(W_E, torch.Tensor) else W_E, dtype=np.float64)
+    p = W.shape[0]
+    power = (np.abs(np.fft.fft(W, axis=0)) ** 2).sum(1)
+    folded = np.zeros(p // 2 + 1)
+    np.add.at(folded, np.minimum(np.arange(p), p - np.arange(p)), power)
+    return folded
+
+def key_frequencies(power, n: int) -> list[int]:
+    "The `n` non-constant frequencies with the most embedding power, ascending."
+    power = np.asarray(power, dtype=np.float64)
+    return sorted((np.argsort(-power[1:], kind="stable")[:n] + 1).tolist())
+
 # %% ../nbs/04_grokking.ipynb #f531aa2b
 def analyse_model(model: nn.Module, data: ModularData, energy: float = 0.99, holdout_ridge: float = 1.0) -> dict:
     """Core tracking at one checkpoint (spec §5.3-5.4) on the test pairs: accuracies, core dims, and the clocks of the
     r_nec-dim core: `modes`/`frac_near` from the all-edge least-squares fit (Fig. 2 style), `holdout_r2`/`frac_near_holdout`
-    from the ridge fit with a held-out block of round(0.075 p) classes (Fig. 1 style)."""
+    from the ridge fit with a held-out block of max(3, round(0.075 p)) classes (4 at p = 53, as in Fig. 1)."""
     H = last_position_states(model, data.x_test)
     dims = core_dimensions(H, data.y_test, model.unembed.W_U.detach().double().numpy().T, model.unembed.b_U.detach().double().numpy(), energy)
     Z = H @ dims["basis"][:, :dims["r_nec"]]
     full = clock(Z, data.y_test, data.p)
-    held = clock(Z, data.y_test, data.p, ridge=holdout_ridge, holdout=round(0.075 * data.p))
+    held = clock(Z, data.y_test, data.p, ridge=holdout_ridge, holdout=max(3, round(0.075 * data.p)))
     out = {"train_acc": accuracy(model, data.x_train, data.y_train), "test_acc": accuracy(model, data.x_test, data.y_test)}
     out.update({k: dims[k] for k in ("r_energy", "r_nec", "r_suf", "r_nec_strict", "r_suf_strict", "keep_acc", "remove_acc", "base_acc")})
     out.update({"modes": full["modes"], "frac_near": full["frac_near"], "bins": full["bins"],
