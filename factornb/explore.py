@@ -286,6 +286,7 @@ def training_controls(snapshots: dict | None = None, step: int | None = None) ->
     "A step scrubber (SelectionSlider over the analysed steps) for `training_explorer_figure`."
     import ipywidgets as W
     snapshots = tiny_training_run()["snapshots"] if snapshots is None else snapshots
+    if isinstance(snapshots, dict) and "history" in snapshots: snapshots = training_snapshots(snapshots)
     steps = snapshots["steps"]
     return dict(step=W.SelectionSlider(options=steps, value=steps[-1] if step is None else step, description="step"))
 

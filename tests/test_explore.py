@@ -105,6 +105,7 @@ def test_training_explorer_scrubs_snapshots():
         assert ((d["overlap"] >= -1e-12) & (d["overlap"] <= 1 + 1e-12)).all()
     # the run result itself is accepted too
     assert ex.training_explorer_figure(run).explorer_data["step"] == snap["steps"][-1]
+    assert list(ex.training_controls(run)["step"].options) == snap["steps"]
 
 
 def test_snapshots_from_models_agree_with_training_snapshots():
