@@ -23,6 +23,8 @@ def bench(name, fn, cold: dict, warm: list, setup=None):
     print(f"{name:10s} cold {c:6.3f} s   warm redraw median {sorted(w)[len(w) // 2]:.3f} s, max {max(w):.3f} s over {len(w)} moves{new}")
 
 if __name__ == "__main__":
+    import os
+    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (timings scale with the load)")
     torch.set_num_threads(1)
     with threadpool_limits(1):
         bench("00 ghmm", ex.ghmm_explorer_figure, {},
