@@ -8,7 +8,7 @@ import argparse, json, sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['notebook_to_markdown', 'write_readme', 'build_book', 'main']
+__all__ = ['notebook_to_markdown', 'write_readme', 'cell_flags', 'build_book', 'main']
 
 # %% ../nbs/90_cli.ipynb #02eb1f41
 def _cell_source(cell) -> str:
@@ -51,6 +51,16 @@ def write_readme(root=None, check: bool = False) -> bool:
     return True
 
 # %% ../nbs/90_cli.ipynb #538c72c3
+def cell_flags(cell) -> set[str]:
+    "The directive words of a code cell's `#|` lines, e.g. {'slow'} for `#| slow`, {'export'} for `#| export`."
+    return {l.strip()[2:].split()[0] for l in _cell_source(cell).splitlines() if l.strip().startswith("#|") and l.strip()[2:].strip()}
+
+def _test_flags(root: Path) -> set[str]:
+    "The `tst_flags` of `settings.ini` (cells nbdev_test skips unless asked)."
+    import configparser
+    cfg = configparser.ConfigParser(); cfg.read(root / "settings.ini", encoding="utf-8")
+    return set(cfg["DEFAULT"].get("tst_flags", "").split())
+
 def build_book(out="_book", root=None, execute: bool = False) -> list[Path]:
     "Render every notebook in `nbs/` to HTML in `out` (executing them first with `execute`); returns the pages."
     try: from nbconvert import HTMLExporter
@@ -58,7 +68,7 @@ def build_book(out="_book", root=None, execute: bool = False) -> list[Path]:
     import nbformat
     root = _repo_root(root)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    pages = []
+    pages, flags = [], _test_flags(root)
     for path in sorted((root / "nbs").glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         if execute:
@@ -66,7 +76,8 @@ def build_book(out="_book", root=None, execute: bool = False) -> list[Path]:
             from execnb.nbio import read_nb
             import os
             ex = read_nb(path); cwd = os.getcwd(); os.chdir(path.parent)
-            try: CaptureShell().run_all(ex, exc_stop=True)
+            skip = lambda cell: cell.cell_type != "code" or bool(cell_flags(cell) & flags)   # as nbdev_test: no slow/gpu cells
+            try: CaptureShell().run_all(ex, exc_stop=True, preproc=skip)
             finally: os.chdir(cwd)
             nb = nbformat.reads(json.dumps(ex), as_version=4)
         html, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
