@@ -18,10 +18,10 @@ from .activations import activations_and_gradients, run_with_hooks, reflect, hoo
 __all__ = ['HEADS', 'ATTRACTORS', 'CONNECTORS', 'FRONT_PADS', 'BACK_PADS', 'RELATIVES', 'STYLES', 'PAST_PREFIX', 'SINGULAR_VERBS',
            'PLURAL_VERBS', 'FLIP_DEMO_PROMPTS', 'COMPLEMENTS', 'HAVE_COMPLEMENTS', 'ACTIONS', 'TOY_GENERATION_PROMPTS',
            'AGREEMENT_LEXICON', 'GENERATION_PROMPTS', 'DEFAULT_LMS', 'token_id', 'copula_ids', 'AgreementData',
-           'agreement_dataset', 'agreement_sentence', 'agreement_corpus', 'word_tokenizer', 'train_agreement_lm',
-           'ModelUnavailable', 'load_causal_lm', 'agreement_margin', 'roc_auc', 'layer_hook', 'LayerStates',
-           'layer_states', 'intervened_margins', 'null_auc_sd', 'agreement_core', 'spectral_gap', 'mode_hook',
-           'layer_sweep', 'select_layer', 'core_coordinate', 'knob_fit', 'head_number', 'copula_probabilities',
+           'agreement_dataset', 'head_number', 'agreement_sentence', 'agreement_corpus', 'word_tokenizer',
+           'train_agreement_lm', 'ModelUnavailable', 'load_causal_lm', 'agreement_margin', 'roc_auc', 'layer_hook',
+           'LayerStates', 'layer_states', 'intervened_margins', 'null_auc_sd', 'agreement_core', 'spectral_gap',
+           'mode_hook', 'layer_sweep', 'select_layer', 'core_coordinate', 'knob_fit', 'copula_probabilities',
            'agreement_score', 'correct_probability', 'wilcoxon_tests', 'fisher_combined', 'flip_step',
            'generate_with_flip', 'verb_lexicon', 'generation_flip', 'generation_prompts', 'core_alignment',
            'analyse_model', 'agreement_experiment', 'plot_agreement', 'train_default_lms', 'register_cli']
@@ -109,6 +109,14 @@ def agreement_dataset(n_samples: int = 1200, seed: int = 0, tokenizer=None, past
     labels = np.asarray(labels)[order]; past = np.asarray(past)[order]
     split = rng.permutation(n_samples)
     return AgreementData(prompts, labels, styles, past, np.sort(split[:n_samples // 2]), np.sort(split[n_samples // 2:]))
+
+def head_number(prompt: str) -> int:
+    "1 if the prompt's head noun (its first word from the head lists) is plural, 0 if singular; ValueError if none."
+    for w in prompt.replace(",", " ").split():
+        for sing, plur in HEADS:
+            if w == sing: return 0
+            if w == plur: return 1
+    raise ValueError(f"prompt: no head noun from {[h for p in HEADS for h in p]} in {prompt!r}")
 
 # %% ../nbs/05_agreement.ipynb #0f05d5c7
 COMPLEMENTS = ["red", "old", "here", "in the room", "on the desk", "near the door", "lost", "happy", "small", "new",
@@ -340,15 +348,7 @@ def knob_fit(z, margins) -> dict:
     fit = linregress(z, m)
     return {"slope": float(fit.slope), "intercept": float(fit.intercept), "r2": float(fit.rvalue ** 2)}
 
-# %% ../nbs/05_agreement.ipynb #ea98738d
-def head_number(prompt: str) -> int:
-    "1 if the prompt's head noun (its first word from the head lists) is plural, 0 if singular; ValueError if none."
-    for w in prompt.replace(",", " ").split():
-        for sing, plur in HEADS:
-            if w == sing: return 0
-            if w == plur: return 1
-    raise ValueError(f"prompt: no head noun from {[h for p in HEADS for h in p]} in {prompt!r}")
-
+# %% ../nbs/05_agreement.ipynb #f0feceb2
 def copula_probabilities(model, tokenizer, prompts: Sequence[str], layer: int, hook=None) -> np.ndarray:
     "P(is), P(was), P(are), P(were) (columns in that order) at the last token, with an optional last-position hook factory."
     ids = copula_ids(tokenizer); name = layer_hook(model, layer); cols = [ids[w] for w in SINGULAR_VERBS + PLURAL_VERBS]
@@ -381,12 +381,15 @@ def wilcoxon_tests(scores: dict) -> dict:
         out[f"{a}_vs_{b}"] = 1.0 if np.allclose(x, y) else float(wilcoxon(x, y).pvalue)
     return out
 
-def fisher_combined(pvalues: Sequence[float]) -> float:
-    "Fisher's method: P(chi^2_{2k} >= -2 sum log p)."
-    from scipy.stats import combine_pvalues
+def fisher_combined(pvalues: Sequence[float], log10: bool = False) -> float:
+    """Fisher's method: P(chi^2_{2k} >= X), X = -2 sum log p; with `log10`, its base-10 logarithm.
+    Even degrees of freedom give the closed form exp(-X/2) sum_{j<k} (X/2)^j / j!, evaluated in log space (no underflow)."""
+    from scipy.special import logsumexp, gammaln
     p = np.asarray(pvalues, dtype=np.float64)
-    if len(p) == 0 or not ((p > 0) & (p <= 1)).all(): raise ValueError(f"pvalues: expected values in (0, 1], got {p}")
-    return float(combine_pvalues(p, method="fisher").pvalue)
+    if p.ndim != 1 or len(p) == 0 or not ((p > 0) & (p <= 1)).all(): raise ValueError(f"pvalues: expected values in (0, 1], got {p}")
+    x = -np.log(p).sum(); j = np.arange(len(p))
+    logp = float(-x + logsumexp(j * np.log(max(x, 1e-300)) - gammaln(j + 1))) if x > 0 else 0.0
+    return logp / math.log(10) if log10 else math.exp(logp)
 
 # %% ../nbs/05_agreement.ipynb #adf0acf1
 def _lse_margin(logits: torch.Tensor, ids: dict) -> torch.Tensor:
@@ -510,7 +513,7 @@ def analyse_model(model, tokenizer, n_samples: int = 1200, seed: int = 0, genera
                "generation_flip_rate": gen["lexicon_flip_rate"], "generation_margin_flip_rate": gen["margin_flip_rate"],
                "generation_sites": gen["sites"], "generation_examples": gen["examples"], "flip_demo": demo,
                "n_extraction": len(data.extraction), "n_heldout": len(data.heldout), "seconds": time.time() - t0}
-    details = {"data": data, "cores": cores, "core": core, "z": dict(zip(ho, z)), "margins": H.margins, "labels": y, "scores": scores}
+    details = {"data": data, "cores": cores, "core": core, "prompts": ho, "z": z, "margins": H.margins, "labels": y, "scores": scores}
     return summary, details
 
 def agreement_experiment(models: dict, n_samples: int = 1200, seed: int = 0, generation_seeds: Sequence[int] = (0, 1, 2, 3, 4),
@@ -523,16 +526,21 @@ def agreement_experiment(models: dict, n_samples: int = 1200, seed: int = 0, gen
         out["models"][name], details[name] = analyse_model(model, tok, n_samples, seed, generation_seeds, max_new_tokens)
         if progress: print(f"{name}: layer {out['models'][name]['selected_layer']}, flip AUC {out['models'][name]['layers'][out['models'][name]['selected_layer']]['flip_auc']:.3f}", flush=True)
     tests = list(next(iter(out["models"].values()))["wilcoxon"])
-    out["wilcoxon_fisher"] = {t: fisher_combined([max(m["wilcoxon"][t], 1e-300) for m in out["models"].values()]) for t in tests}
+    ps = {t: [max(m["wilcoxon"][t], 1e-300) for m in out["models"].values()] for t in tests}
+    out["wilcoxon_fisher"] = {t: fisher_combined(p) for t, p in ps.items()}
+    out["wilcoxon_fisher_log10"] = {t: fisher_combined(p, log10=True) for t, p in ps.items()}
     pairs = {}
     names = list(details)
     for i in range(len(names)):
         for j in range(i + 1, len(names)):
-            za, zb = details[names[i]]["z"], details[names[j]]["z"]
-            shared = [p for p in za if p in zb]
-            if len(shared) >= 10:
-                pairs.update(core_alignment({names[i]: [za[p] for p in shared], names[j]: [zb[p] for p in shared]}))
-                pairs[f"{names[i]}|{names[j]}"]["n_prompts"] = len(shared)
+            a, b = details[names[i]], details[names[j]]
+            if a["prompts"] == b["prompts"]: za, zb = a["z"], b["z"]          # same tokenizer filter: the very same prompts
+            else:                                                                # else the prompts both models can read
+                da, db = dict(zip(a["prompts"], a["z"])), dict(zip(b["prompts"], b["z"]))
+                shared = [p for p in da if p in db]; za, zb = np.array([da[p] for p in shared]), np.array([db[p] for p in shared])
+            if len(za) >= 10:
+                pairs.update(core_alignment({names[i]: za, names[j]: zb}))
+                pairs[f"{names[i]}|{names[j]}"]["n_prompts"] = len(za)
     out["alignment"] = pairs
     return out, details
 
@@ -550,7 +558,7 @@ def plot_agreement(summary: dict, details: dict | None = None, path=None):
     ax[0].set_title("A  Layer sweep: base, core-only, core-removed, core-flipped", fontsize=9); ax[0].legend(fontsize=8)
     if details:
         for i, (name, d) in enumerate(details.items()):
-            z = np.array(list(d["z"].values())); m = d["margins"]; y = d["labels"]
+            z = np.asarray(d["z"]); m = d["margins"]; y = d["labels"]
             z = (z - z.mean()) / z.std(); m = (m - m.mean()) / m.std()
             if np.corrcoef(z, m)[0, 1] < 0: z = -z
             ax[1].scatter(z[y == 0], m[y == 0], s=4, color="C0", alpha=.3); ax[1].scatter(z[y == 1], m[y == 1], s=4, color="C1", alpha=.3)
@@ -565,9 +573,9 @@ def plot_agreement(summary: dict, details: dict | None = None, path=None):
         for k, b in enumerate(bp["boxes"]): b.set_facecolor(["lightgrey", "C2", "C3"][k % 3])
         ax[2].set_xticks([i * 4 + 1 for i in range(len(names))], names, fontsize=7)
         ax[2].set_ylabel("agreement score log P(correct)/P(max copula)")
-        f = summary.get("wilcoxon_fisher", {})
-        ax[2].set_title("C  Base / core removed / core flipped (grey, green, red)\nFisher p: " +
-                        ", ".join(f"{k.replace('_vs_', '-')} {v:.1e}" for k, v in f.items()), fontsize=8)
+        f = summary.get("wilcoxon_fisher_log10", {})
+        ax[2].set_title("C  Base / core removed / core flipped (grey, green, red)\nFisher log10 p: " +
+                        ", ".join(f"{k.replace('_vs_', '-')} {v:.0f}" for k, v in f.items()), fontsize=8)
     ax[1].set_title("B  One core axis controls the margin", fontsize=9)
     fig.tight_layout()
     if path is not None: fig.savefig(path, dpi=120)
@@ -610,11 +618,11 @@ def _cli_agreement(args) -> int:
     for n, t in train.items(): summary["models"][n]["training"] = t
     summary["seconds"] = time.time() - t0
     (out / "agreement.json").write_text(json.dumps(summary, indent=1))
-    import matplotlib; matplotlib.use("Agg")
-    plot_agreement(summary, details, out / "agreement.png")
     for n in args.save:
         if n in models and not args.model:
             models[n][0].save_pretrained(out / n); models[n][1].save_pretrained(out / n)
+    import matplotlib; matplotlib.use("Agg")
+    plot_agreement(summary, details, out / "agreement.png")
     for n, r in summary["models"].items():
         row = r["layers"][r["selected_layer"]]
         print(f"{n}: layer {r['selected_layer']}/{r['n_layers']}, AUC base {row['base_auc']:.3f} keep {row['keep_auc']:.3f} "

@@ -83,6 +83,15 @@ def test_null_auc_sd_matches_simulation():
     assert np.std(aucs) == pytest.approx(null_auc_sd(30, 30), rel=0.05)   # 4000 draws: s.d. of the s.d. ~ 1.1%
 
 
+def test_fisher_combined_matches_scipy_and_does_not_underflow():
+    from scipy.stats import combine_pvalues, chi2
+    for p in ([0.3], [0.01, 0.2, 0.5], [1e-8, 0.9, 0.04, 0.5]):
+        assert fisher_combined(p) == pytest.approx(combine_pvalues(p, method="fisher").pvalue, rel=1e-10)
+    assert fisher_combined([1e-30, 1e-40, 0.5], log10=True) == pytest.approx(np.log10(chi2.sf(-2 * np.log([1e-30, 1e-40, 0.5]).sum(), 6)), rel=1e-10)
+    tiny = fisher_combined([1e-200] * 4, log10=True)
+    assert np.isfinite(tiny) and tiny < -790          # at least as small as the product of the p-values, 1e-800, up to the tail's polynomial factor
+
+
 def test_dataset_filtered_to_single_tokens(tokenizer):
     data = agreement_dataset(400, seed=3, tokenizer=tokenizer)
     words = {w for p in data.prompts for w in p.replace(",", " ").split()}
