@@ -23,7 +23,8 @@ __all__ = ['CHECKPOINT_FORMAT', 'ARCHITECTURES', 'SCALES', 'EXPERIMENTS', 'PAPER
            'batch_generator', 'train', 'last_layer', 'layer_activations', 'analysis_inputs', 'prefix_data',
            'belief_geometry', 'vary_one_subspaces', 'subspace_overlaps', 'run_experiment', 'summarize',
            'experiment_process', 'experiment_model', 'run_named', 'init_overlap_band', 'plot_belief_grid',
-           'plot_training_geometry', 'plot_orthogonality', 'plot_noise', 'reproduce', 'report_markdown', 'register_cli']
+           'plot_training_geometry', 'plot_orthogonality', 'plot_noise', 'reproduce', 'report_markdown',
+           'seconds_per_step', 'train_plan', 'register_cli']
 
 # %% ../nbs/02b_training.ipynb #a97ae4e3
 @dataclasses.dataclass
@@ -601,13 +602,48 @@ def report_markdown(S: dict) -> str:
     lines += ["", "Figures: " + ", ".join(f"`{v}`" for v in S["figures"].values()), ""]
     return "\n".join(lines)
 
-def _cmd_train(args) -> int:
-    process = experiment_process(args.experiment, args.eps, args.scale)
-    model = experiment_model(args.arch, process, args.scale, seed=args.model_seed)
-    steps = args.steps if args.steps is not None else (500_000 if args.scale == "paper" else SCALES["cpu"]["steps"])
-    cfg = TrainConfig(steps=steps, batch_size=args.batch_size or SCALES[args.scale]["batch_size"], lr=args.lr or SCALES[args.scale]["lr"],
+def seconds_per_step(model: nn.Module, process, config: TrainConfig, n_steps: int = 2) -> float:
+    "Measured wall time of one training step (forward, backward, AdamW) of a copy of `model` at `config`'s batch, on its device."
+    import copy
+    if not isinstance(n_steps, int) or n_steps < 1: raise ValueError(f"n_steps: expected an int >= 1, got {n_steps!r}")
+    device = resolve_device(config.device); m = copy.deepcopy(model).to(device).train()
+    opt = torch.optim.AdamW(m.parameters(), lr=config.lr)
+    bos = process.bos_token if uses_bos(m) else None
+    times = []
+    for step in range(n_steps + 1):                     # the first step warms up (allocations, kernels) and is not counted
+        t0 = time.perf_counter()
+        x = process.sample_torch(config.batch_size, config.seq_len, generator=batch_generator(config.seed, step, device), device=device)
+        inp, lab = inputs_and_labels(x, bos)
+        loss = F.cross_entropy(m(inp).float().reshape(-1, process.vocab_size + (bos is not None)), lab.reshape(-1))
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        if device.type == "cuda": torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times[1:]))
+
+def train_plan(args) -> tuple:
+    "(process, model, TrainConfig, plan text) for `factornb train`: `--scale auto` is 'paper' on CUDA and 'cpu' otherwise."
+    scale = args.scale if args.scale != "auto" else ("paper" if resolve_device(args.device).type == "cuda" else "cpu")
+    process = experiment_process(args.experiment, args.eps, scale)
+    model = experiment_model(args.arch, process, scale, seed=args.model_seed)
+    steps = args.steps if args.steps is not None else (500_000 if scale == "paper" else SCALES["cpu"]["steps"])
+    cfg = TrainConfig(steps=steps, batch_size=args.batch_size or SCALES[scale]["batch_size"], lr=args.lr or SCALES[scale]["lr"],
                       device=args.device, seed=args.seed, out_dir=args.out, log_every=max(1, steps // 1000))
-    m = train(model, process, cfg)
+    per_step = seconds_per_step(model, process, cfg)
+    n_params = sum(p.numel() for p in model.parameters())
+    plan = (f"plan: {args.experiment} process {process!r} at {scale} scale; {args.arch} with {n_params:,} parameters; "
+            f"{steps:,} steps x batch {cfg.batch_size:,} (seq {cfg.seq_len}), lr {cfg.lr:g}, device {resolve_device(args.device)}; "
+            f"{per_step:.3g} s/step measured -> about {per_step * steps / 60:.1f} min")
+    return process, model, cfg, plan
+
+def _cmd_train(args) -> int:
+    if args.threads < 1: raise ValueError(f"--threads: expected an integer >= 1, got {args.threads}")
+    from threadpoolctl import threadpool_limits
+    torch.set_num_threads(args.threads)
+    with threadpool_limits(args.threads, user_api="blas"):
+        process, model, cfg, plan = train_plan(args)
+        print(plan, flush=True)
+        steps = cfg.steps
+        m = train(model, process, cfg)
     print(f"{args.arch} on {process!r}: loss {m['final_loss']:.4f} (optimal {m['optimal_loss']:.4f}) after {steps} steps, "
           f"{m['tokens_per_s']:.0f} tokens/s; wrote {args.out}/final.pt and {args.out}/metrics.json")
     return 0
@@ -622,12 +658,13 @@ def register_cli(subparsers) -> None:
     t.add_argument("--experiment", choices=EXPERIMENTS, default="independent")
     t.add_argument("--eps", type=float, default=0.2, help="noise level for --experiment noise (default 0.2)")
     t.add_argument("--arch", choices=ARCHITECTURES, default="transformer")
-    t.add_argument("--scale", choices=tuple(SCALES), default="paper", help="process/model size (default: the paper's)")
-    t.add_argument("--steps", type=int, default=None, help="optimizer steps (default 500000 at paper scale)")
+    t.add_argument("--scale", choices=("auto", *SCALES), default="auto", help="process/model size (default auto: 'paper' on CUDA, 'cpu' otherwise)")
+    t.add_argument("--steps", type=int, default=None, help="optimizer steps (default 500000 at paper scale, 400 at cpu scale)")
     t.add_argument("--batch-size", type=int, default=None, help="sequences per step (default 25000 at paper scale)")
     t.add_argument("--lr", type=float, default=None, help="learning rate (default 5e-4 at paper scale)")
     t.add_argument("--device", default="auto"); t.add_argument("--seed", type=int, default=77)
     t.add_argument("--model-seed", type=int, default=7, help="weight-initialisation seed")
+    t.add_argument("--threads", type=int, default=1, help="torch and BLAS CPU threads (default 1: faster for these small models on a shared machine)")
     t.add_argument("--out", required=True, help="output folder (resumes from its last checkpoint if there is one)")
     t.set_defaults(func=_cmd_train)
     r = subparsers.add_parser("reproduce", help="run the paper-1 experiments; write figures and report.md")

@@ -65,7 +65,8 @@ def test_training_is_deterministic_and_learns():
     a, b = small_transformer(), small_transformer()
     ra = train(a, PROC, TrainConfig(steps=40, batch_size=64, lr=3e-3)); rb = train(b, PROC, TrainConfig(steps=40, batch_size=64, lr=3e-3))
     assert weights_equal(a, b) and ra["rows"] == rb["rows"]
-    assert ra["final_loss"] < ra["initial_loss"] and ra["rows"][0]["normalised_loss"] == 1.0
+    # 40 steps close most of the gap between the initial and the optimal loss (measured: 92% for seed 77, 91% for seed 5)
+    assert ra["final_normalised_loss"] < 0.2, ra["final_normalised_loss"]
     c = small_transformer(); train(c, PROC, TrainConfig(steps=40, batch_size=64, lr=3e-3, seed=5))
     assert not weights_equal(a, c)                        # the data seed matters
 
@@ -120,7 +121,10 @@ def test_prefix_data_rows_match_direct_forward_without_bos():
         np.testing.assert_allclose(d["X"][j], direct, atol=1e-5)
         for n, b in enumerate(PROC.factor_predictive_vectors(tok)): np.testing.assert_allclose(d["beliefs"][n][j], b[rows[j], lens[j] - 1])
     g = belief_geometry(m, PROC, tok, references=True)
-    assert g["factored_dims95"] <= 4 and 0 <= g["r2"] <= 1 and g["num_prefixes"] == len(rows)
+    # the Factored reference dims@95 against scikit-learn's PCA of the same concatenated beliefs
+    from sklearn.decomposition import PCA
+    ratio = np.cumsum(PCA().fit(np.concatenate(d["beliefs"], axis=1)).explained_variance_ratio_)
+    assert g["factored_dims95"] == int(np.searchsorted(ratio, 0.95 - 1e-12) + 1) and g["num_prefixes"] == len(rows)
 
 def test_subspace_overlaps_identical_and_orthogonal():
     Q = np.linalg.qr(np.random.default_rng(0).normal(size=(10, 10)))[0].T   # rows orthonormal
