@@ -221,8 +221,11 @@ def load_causal_lm(name_or_path: str, device: str = "cpu"):
         tok = AutoTokenizer.from_pretrained(str(name_or_path), local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(str(name_or_path), local_files_only=True)
     except (OSError, ValueError) as e:
-        raise ModelUnavailable(f"model {str(name_or_path)!r} is not available offline: download it once with "
-                               f"`huggingface-cli download {name_or_path}` (or save_pretrained it to a folder and pass that path)") from None
+        name = str(name_or_path)
+        if os.sep in name or name.startswith("."):
+            raise ModelUnavailable(f"model {name!r} is not available offline: no model and tokenizer saved (save_pretrained) in that folder") from None
+        raise ModelUnavailable(f"model {name!r} is not available offline: download it once with `huggingface-cli download {name}` "
+                               "(or save_pretrained it to a folder and pass that path)") from None
     return model.to(device).eval(), tok
 
 # %% ../nbs/05_agreement.ipynb #dfc17118
@@ -627,7 +630,7 @@ def _cli_agreement(args) -> int:
         row = r["layers"][r["selected_layer"]]
         print(f"{n}: layer {r['selected_layer']}/{r['n_layers']}, AUC base {row['base_auc']:.3f} keep {row['keep_auc']:.3f} "
               f"remove {row['remove_auc']:.3f} flip {row['flip_auc']:.3f}, gap {r['spectral_gap']:.1f}, knob R2 {r['knob_r2']:.3f}, "
-              f"generation flip {r['generation_flip_rate']}")
+              f"generation flip {r['generation_flip_rate'] if r['generation_flip_rate'] is None else round(r['generation_flip_rate'], 3)} ({r['generation_sites']} sites)")
     print(f"wrote {out / 'agreement.json'} and {out / 'agreement.png'} in {summary['seconds']:.0f} s")
     return 0
 
