@@ -525,6 +525,7 @@ def plot_law(law: dict, path=None):
             a.plot(xx, redundancy_law(xx, fit["omega"], fit["p_crit"]), color="C3",
                    label=f"−Ω log(1 − p_crit/p): Ω={fit['omega']:.0f}, p_crit={fit['p_crit']:.1f}, R²={fit['r2']:.2f}")
         a.set_xscale("log"); a.set_yscale("log"); a.legend(fontsize=7)
+        a.set_xticks(ux, [f"{u:g}" for u in ux]); a.minorticks_off()
         a.set_ylabel("delay τ_grok − τ_mem (optimiser steps)")
     ax[0].set_xlabel("weight decay ω"); ax[0].set_title(f"A  Grok time vs weight decay (p = {s['base_p']})")
     ax[1].set_xlabel("modulus p"); ax[1].set_title(f"B  Grok time vs p (ω = {s['base_weight_decay']:g})")
