@@ -251,13 +251,15 @@ def layer_hook(model, layer: int) -> str:
         raise ValueError(f"layer: expected an integer in [0, {n}] (the model has {n} blocks), got {layer!r}")
     return "hook_embed" if layer == 0 else f"blocks.{int(layer) - 1}.hook_resid_post"
 
-def _length_groups(tokenizer, prompts: Sequence[str]) -> list[tuple[np.ndarray, torch.Tensor]]:
-    "Prompts tokenized and grouped by length (no padding): [(indices into prompts, tokens (n, T))]."
+def _device(model) -> torch.device: return next(model.parameters()).device
+
+def _length_groups(tokenizer, prompts: Sequence[str], device="cpu") -> list[tuple[np.ndarray, torch.Tensor]]:
+    "Prompts tokenized and grouped by length (no padding): [(indices into prompts, tokens (n, T) on `device`)]."
     if isinstance(prompts, str) or len(prompts) == 0: raise ValueError("prompts: expected a non-empty list of strings")
     ids = tokenizer(list(prompts))["input_ids"]
     groups = {}
     for i, t in enumerate(ids): groups.setdefault(len(t), []).append(i)
-    return [(np.array(ix), torch.tensor([ids[i] for i in ix])) for _, ix in sorted(groups.items())]
+    return [(np.array(ix), torch.tensor([ids[i] for i in ix], device=device)) for _, ix in sorted(groups.items())]
 
 @dataclass
 class LayerStates:
@@ -272,7 +274,7 @@ def layer_states(model, tokenizer, prompts: Sequence[str], batch_size: int = 200
     names = [layer_hook(model, l) for l in range(L + 1)]
     N = len(prompts) if not isinstance(prompts, str) else 0
     H = [None] * (L + 1); G = [None] * (L + 1); M = np.zeros(N)
-    groups = _length_groups(tokenizer, prompts)
+    groups = _length_groups(tokenizer, prompts, _device(model))
     for l in range(L + 1):
         H[l] = np.zeros((N, model.config.n_embd)); G[l] = np.zeros((N, model.config.n_embd))
     for ix, toks in groups:
@@ -282,20 +284,20 @@ def layer_states(model, tokenizer, prompts: Sequence[str], batch_size: int = 200
             def objective(logits):
                 m = agreement_margin(logits[:, -1].float(), ids); store["m"] = m.detach(); return m.sum()
             acts, grads = activations_and_gradients(model, x, names, objective)
-            M[sel] = store["m"].double().numpy()
+            M[sel] = store["m"].double().cpu().numpy()
             for l, n in enumerate(names):
-                H[l][sel] = acts[n][:, -1].double().numpy(); G[l][sel] = grads[n][:, -1].double().numpy()
+                H[l][sel] = acts[n][:, -1].double().cpu().numpy(); G[l][sel] = grads[n][:, -1].double().cpu().numpy()
     return LayerStates(H, G, M)
 
 def intervened_margins(model, tokenizer, prompts: Sequence[str], layer: int, hook=None, batch_size: int = 200) -> np.ndarray:
     "Margins at the last token with `hook` (an `Intervention` factory `positions -> hook`, or None) on `hidden_states[layer]` at the last position."
     ids = copula_ids(tokenizer); name = layer_hook(model, layer)
     out = np.zeros(len(prompts) if not isinstance(prompts, str) else 0)
-    for ix, toks in _length_groups(tokenizer, prompts):
+    for ix, toks in _length_groups(tokenizer, prompts, _device(model)):
         hooks = {} if hook is None else {name: hook([toks.shape[1] - 1])}
         for b in range(0, len(ix), batch_size):
             logits = run_with_hooks(model, toks[b:b + batch_size], hooks)
-            out[ix[b:b + batch_size]] = agreement_margin(logits[:, -1].double(), ids).numpy()
+            out[ix[b:b + batch_size]] = agreement_margin(logits[:, -1].double(), ids).cpu().numpy()
     return out
 
 # %% ../nbs/05_agreement.ipynb #075f9eef
@@ -356,10 +358,10 @@ def copula_probabilities(model, tokenizer, prompts: Sequence[str], layer: int, h
     "P(is), P(was), P(are), P(were) (columns in that order) at the last token, with an optional last-position hook factory."
     ids = copula_ids(tokenizer); name = layer_hook(model, layer); cols = [ids[w] for w in SINGULAR_VERBS + PLURAL_VERBS]
     out = np.zeros((len(prompts), 4))
-    for ix, toks in _length_groups(tokenizer, prompts):
+    for ix, toks in _length_groups(tokenizer, prompts, _device(model)):
         hooks = {} if hook is None else {name: hook([toks.shape[1] - 1])}
         p = torch.softmax(run_with_hooks(model, toks, hooks)[:, -1].double(), -1)
-        out[ix] = p[:, cols].numpy()
+        out[ix] = p[:, cols].cpu().numpy()
     return out
 
 def agreement_score(probabilities, plural, eps: float = 1e-12) -> np.ndarray:
@@ -420,7 +422,7 @@ def generate_with_flip(model, tokenizer, prompt: str, core: Core | None, layer: 
     "Sample `max_new_tokens` (no KV cache); with a `core`, each step is made under the strength-s* flip of spec 7.5 (None: clean)."
     ids = copula_ids(tokenizer); layer_hook(model, layer)
     if not isinstance(prompt, str) or not prompt.strip(): raise ValueError("prompt: expected a non-empty string")
-    tokens = torch.tensor([tokenizer(prompt)["input_ids"]]); n0 = tokens.shape[1]
+    dev = _device(model); tokens = torch.tensor([tokenizer(prompt)["input_ids"]], device=dev); n0 = tokens.shape[1]
     gen = torch.Generator().manual_seed(seed); steps = []
     limit = getattr(model.config, "n_positions", None) or 10 ** 9
     for _ in range(max_new_tokens):
@@ -428,9 +430,9 @@ def generate_with_flip(model, tokenizer, prompt: str, core: Core | None, layer: 
         if core is None: logits = run_with_hooks(model, tokens, {})[0, -1].double()
         else:
             st = flip_step(model, tokens, core, layer, ids); logits = st.pop("steered"); st.pop("clean"); steps.append(st)
-        tokens = torch.cat([tokens, torch.tensor([[_sample(logits, gen, top_k, temperature)]])], 1)
+        tokens = torch.cat([tokens, torch.tensor([[_sample(logits.cpu(), gen, top_k, temperature)]], device=dev)], 1)
     return {"ids": tokens[0].tolist(), "new_ids": tokens[0, n0:].tolist(),
-            "text": tokenizer.decode(tokens[0, n0:], skip_special_tokens=True), "steps": steps}
+            "text": tokenizer.decode(tokens[0, n0:].tolist(), skip_special_tokens=True), "steps": steps}
 
 def verb_lexicon(tokenizer) -> list[tuple[int, int]]:
     "(singular id, plural id) of the agreement lexicon pairs that are single tokens of this tokenizer."
@@ -453,7 +455,7 @@ def generation_flip(model, tokenizer, prompts: Sequence[str], core: Core, layer:
             for t in range(n0, len(clean["ids"])):
                 tok = clean["ids"][t]
                 if tok not in other: continue
-                st = flip_step(model, torch.tensor([clean["ids"][:t]]), core, layer, ids)
+                st = flip_step(model, torch.tensor([clean["ids"][:t]], device=_device(model)), core, layer, ids)
                 sites += 1
                 lexicon_flips += int(st["steered"][other[tok]] > st["steered"][tok])
                 margin_flips += int(np.sign(st["m_steered"]) != np.sign(st["m0"]))

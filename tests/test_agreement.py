@@ -153,3 +153,26 @@ def test_cli_on_tiny_random_gpt2(tiny, tmp_path):
         m = [agreement_margin(model(input_ids=torch.tensor([tok(data.prompts[i])["input_ids"]])).logits[0, -1], ids).item() for i in data.heldout]
     assert r["layers"][0]["base_auc"] == pytest.approx(roc_auc(m, data.labels[data.heldout]), abs=1e-9)
     assert r["layers"][r["selected_layer"]]["flip_auc"] == min(row["flip_auc"] for row in r["layers"][1:])
+
+
+def test_byte_level_bpe_tokenizer_like_gpt2():
+    "A GPT-2-style byte-level BPE (words carry their leading space, 'Ġare'): single-token filtering and the pipeline work unchanged."
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+    corpus = agreement_corpus(2000, seed=1)
+    bpe = ByteLevelBPETokenizer(); bpe.train_from_iterator(corpus, vocab_size=400, min_frequency=2, show_progress=False)
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer)
+    ids = copula_ids(tok)
+    assert tok.convert_ids_to_tokens(ids["are"]) == "Ġare"
+    data = agreement_dataset(200, seed=0, tokenizer=tok)
+    words = {w for p in data.prompts for w in p.replace(",", " ").split()}
+    kept = {w for pair in HEADS + ATTRACTORS for w in pair} & words
+    assert kept and all(token_id(tok, w) is not None for w in kept)
+    dropped = [pair for pair in HEADS + ATTRACTORS if any(token_id(tok, w) is None for w in pair)]
+    assert dropped and not {w for pair in dropped for w in pair} & words      # a small vocabulary splits some words: they are filtered out
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=2, n_head=2)).eval()
+    S = layer_states(model, tok, data.prompts[:30])
+    with torch.no_grad():
+        m = agreement_margin(model(input_ids=torch.tensor([tok(data.prompts[3])["input_ids"]])).logits[0, -1], ids).item()
+    assert S.margins[3] == pytest.approx(m, abs=1e-5) and len(S.states) == 3
