@@ -420,15 +420,26 @@ def experiment_process(experiment: str = "independent", eps: float = 0.0, scale:
         return fa.FactoredProcess([m] * 3, structure="chain", variants=[None, variants, variants])
     return fa.FactoredProcess([m] * 3, noise=float(eps) if experiment == "noise" else 0.0)
 
-def experiment_model(arch: str, process, scale: str = "cpu", seed: int = 7) -> nn.Module:
-    "A fresh model of `arch` ('transformer', 'rnn', 'lstm', 'gru') sized for `process` at `scale`."
+def experiment_model(arch: str, process, scale: str = "cpu", seed: int = 7, **sizes) -> nn.Module:
+    """A fresh model of `arch` ('transformer', 'rnn', 'lstm', 'gru') sized for `process` at `scale`; `sizes` overrides
+    the size (`d_model`, `n_layers`, and for transformers `n_heads`: d_head = d_model / n_heads, d_mlp = 4 d_model)."""
     from factornb.models import TransformerConfig, RNNConfig, model_from_config
     _scale(scale)
     if arch not in ARCHITECTURES: raise ValueError(f"arch: expected one of {ARCHITECTURES}, got {arch!r}")
-    if arch != "transformer": return model_from_config(RNNConfig(kind=arch, vocab_size=process.vocab_size, d_model=64, n_layers=2, seed=seed))
-    if scale == "paper": return model_from_config(TransformerConfig(vocab_size=process.vocab_size + 1, seed=seed))
-    return model_from_config(TransformerConfig(vocab_size=process.vocab_size + 1, n_ctx=9, d_model=64, n_layers=2, n_heads=2,
-                                               d_head=32, d_mlp=256, seed=seed))
+    sizes = {k: v for k, v in sizes.items() if v is not None}
+    allowed = {"d_model", "n_layers"} | ({"n_heads"} if arch == "transformer" else set())
+    if set(sizes) - allowed: raise ValueError(f"sizes: {arch} accepts {sorted(allowed)}, got {sorted(set(sizes) - allowed)}")
+    if arch != "transformer":
+        return model_from_config(RNNConfig(kind=arch, vocab_size=process.vocab_size, seed=seed, **{"d_model": 64, "n_layers": 2, **sizes}))
+    base = (dict(d_model=120, n_layers=4, n_heads=3) if scale == "paper" else dict(d_model=64, n_layers=2, n_heads=2))
+    if not sizes: base = {}   # exactly the scale's model (the paper's: TransformerConfig's defaults)
+    kw = {**base, **sizes}
+    if kw:
+        if kw["d_model"] % kw["n_heads"]: raise ValueError(f"sizes: d_model {kw['d_model']} is not divisible by n_heads {kw['n_heads']}")
+        kw.update(d_head=kw["d_model"] // kw["n_heads"], d_mlp=4 * kw["d_model"])
+    if scale == "paper": return model_from_config(TransformerConfig(vocab_size=process.vocab_size + 1, seed=seed, **kw))
+    return model_from_config(TransformerConfig(vocab_size=process.vocab_size + 1, n_ctx=9, seed=seed,
+                                               **(kw or dict(d_model=64, n_layers=2, n_heads=2, d_head=32, d_mlp=256))))
 
 def run_named(experiment: str = "independent", arch: str = "transformer", eps: float = 0.0, scale: str = "cpu",
               steps: int | None = None, batch_size: int | None = None, device: str = "auto", seed: int = 77,
@@ -624,7 +635,7 @@ def train_plan(args) -> tuple:
     "(process, model, TrainConfig, plan text) for `factornb train`: `--scale auto` is 'paper' on CUDA and 'cpu' otherwise."
     scale = args.scale if args.scale != "auto" else ("paper" if resolve_device(args.device).type == "cuda" else "cpu")
     process = experiment_process(args.experiment, args.eps, scale)
-    model = experiment_model(args.arch, process, scale, seed=args.model_seed)
+    model = experiment_model(args.arch, process, scale, seed=args.model_seed, d_model=args.d_model, n_layers=args.layers, n_heads=args.heads)
     steps = args.steps if args.steps is not None else (500_000 if scale == "paper" else SCALES["cpu"]["steps"])
     cfg = TrainConfig(steps=steps, batch_size=args.batch_size or SCALES[scale]["batch_size"], lr=args.lr or SCALES[scale]["lr"],
                       device=args.device, seed=args.seed, out_dir=args.out, log_every=max(1, steps // 1000))
@@ -664,6 +675,9 @@ def register_cli(subparsers) -> None:
     t.add_argument("--lr", type=float, default=None, help="learning rate (default 5e-4 at paper scale)")
     t.add_argument("--device", default="auto"); t.add_argument("--seed", type=int, default=77)
     t.add_argument("--model-seed", type=int, default=7, help="weight-initialisation seed")
+    t.add_argument("--d-model", type=int, default=None, help="model width (default: the scale's model; transformers get d_mlp = 4 d_model)")
+    t.add_argument("--layers", type=int, default=None, help="layers (default: the scale's model)")
+    t.add_argument("--heads", type=int, default=None, help="attention heads of a transformer (default: the scale's model)")
     t.add_argument("--threads", type=int, default=1, help="torch and BLAS CPU threads (default 1: faster for these small models on a shared machine)")
     t.add_argument("--out", required=True, help="output folder (resumes from its last checkpoint if there is one)")
     t.set_defaults(func=_cmd_train)
