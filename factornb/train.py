@@ -22,7 +22,8 @@ __all__ = ['CHECKPOINT_FORMAT', 'ARCHITECTURES', 'SCALES', 'EXPERIMENTS', 'PAPER
            'read_checkpoint', 'load_checkpoint', 'resolve_device', 'inputs_and_labels', 'optimal_training_loss',
            'batch_generator', 'train', 'last_layer', 'layer_activations', 'analysis_inputs', 'prefix_data',
            'belief_geometry', 'vary_one_subspaces', 'subspace_overlaps', 'run_experiment', 'summarize',
-           'experiment_process', 'experiment_model', 'run_named', 'init_overlap_band', 'plot_belief_grid',
+           'experiment_process', 'experiment_model', 'run_named', 'init_overlap_band', 'residual_layers',
+           'checkpoint_paths', 'analyze_checkpoints', 'plot_checkpoint_analysis', 'plot_belief_grid',
            'plot_training_geometry', 'plot_orthogonality', 'plot_noise', 'reproduce', 'report_markdown',
            'seconds_per_step', 'train_plan', 'register_cli']
 
@@ -467,6 +468,67 @@ def init_overlap_band(experiment: str = "independent", scale: str = "cpu", seeds
                                                            sc["n_frozen"], sc["n_vary"], seed=42)["bases"], k_max).mean(1)
                      for s in seeds], axis=1)
 
+# %% ../nbs/02b_training.ipynb #4f6a059b
+def residual_layers(model: nn.Module) -> list[str]:
+    "The residual-stream (transformers) or hidden-state (recurrent) layers, input side first."
+    n = model.config.n_layers
+    if uses_bos(model): return ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post" for l in range(n)]
+    return ["embed"] + [f"rnn.{l}.hidden" for l in range(n)]
+
+def checkpoint_paths(paths) -> list[Path]:
+    "Checkpoint files from files and folders (a folder gives its `step_*.pt`), sorted by step and de-duplicated."
+    if isinstance(paths, (str, Path)): paths = [paths]
+    files = []
+    for p in map(Path, paths):
+        if p.is_dir(): files += sorted(p.glob("step_*.pt"))
+        elif p.exists(): files.append(p)
+        else: raise ValueError(f"paths: {p} is neither a checkpoint file nor a folder")
+    if not files: raise ValueError(f"paths: no checkpoints found in {[str(p) for p in paths]}")
+    steps = {f: read_checkpoint(f)["step"] for f in dict.fromkeys(files)}
+    return sorted(steps, key=steps.get)
+
+def analyze_checkpoints(paths, experiment: str = "independent", eps: float = 0.0, n_analysis: int = 1000,
+                        analysis_seed: int = 500_001, vary_one: bool = True, n_frozen: int = 5, n_vary: int = 100) -> dict:
+    "dims@95 and per-factor R² at every residual layer of every checkpoint of one run; vary-one overlaps at the last one."
+    files = checkpoint_paths(paths)
+    first = load_checkpoint(files[0])
+    scales = [s for s in SCALES if experiment_process(experiment, eps, s).vocab_size + uses_bos(first) == first.config.vocab_size]
+    if not scales: raise ValueError(f"paths: a model with vocabulary {first.config.vocab_size} fits no scale of the {experiment!r} experiment")
+    process = experiment_process(experiment, eps, scales[0])
+    seq_len = (read_checkpoint(files[0])["train_config"] or {}).get("seq_len", 8)
+    tokens = process.sample(n_analysis, seq_len, seed=analysis_seed)
+    rows = []
+    for f in files:
+        model = load_checkpoint(f); _check_process(process, model)
+        layers = {}
+        for layer in residual_layers(model):
+            g = belief_geometry(model, process, tokens, layer)
+            layers[layer] = dict(dims95=g["dims95"], r2=g["r2"], per_factor_r2=list(g["per_factor_r2"]))
+        rows.append(dict(path=str(f), step=read_checkpoint(f)["step"], layers=layers))
+    ref = belief_geometry(model, process, tokens, references=True)
+    out = dict(experiment=experiment, eps=eps, scale=scales[0], factored_dims95=ref["factored_dims95"],
+               joint_dims95=ref["joint_dims95"], num_prefixes=ref["num_prefixes"], checkpoints=rows)
+    if vary_one:
+        vo = vary_one_subspaces(model, process, n_frozen, n_vary)
+        out["vary_one"] = dict(step=rows[-1]["step"], dims95=vo["dims95"], union_dims95=vo["union_dims95"],
+                               overlap_k=subspace_overlaps(vo["bases"]).mean(1).tolist())
+    return out
+
+def plot_checkpoint_analysis(analysis: dict, title: str = ""):
+    "dims@95 (left) and the smallest per-factor R² (right) against training step, one line per layer."
+    import matplotlib.pyplot as plt
+    rows = analysis["checkpoints"]; steps = np.array([r["step"] for r in rows]) + 1
+    fig, ax = plt.subplots(1, 2, figsize=(11, 3.6))
+    for layer in rows[0]["layers"]:
+        ax[0].plot(steps, [r["layers"][layer]["dims95"] for r in rows], "o-", ms=3, label=layer)
+        ax[1].plot(steps, [min(r["layers"][layer]["per_factor_r2"]) for r in rows], "o-", ms=3, label=layer)
+    ax[0].axhline(analysis["factored_dims95"], c="k", ls="--", label=f"Factored ({analysis['factored_dims95']})")
+    ax[0].axhline(analysis["joint_dims95"], c="k", ls=":", label=f"Joint ({analysis['joint_dims95']})")
+    ax[0].set(xscale="log", yscale="log", xlabel="training step + 1", ylabel="dims@95 (unique prefixes)", title=title or "Belief geometry over training")
+    ax[1].set(xscale="log", xlabel="training step + 1", ylabel="smallest per-factor belief R²", ylim=(0, 1), title="Linear read-out of every factor")
+    ax[0].legend(fontsize=7); fig.tight_layout()
+    return fig
+
 # %% ../nbs/02b_training.ipynb #c6240181
 def plot_belief_grid(result: dict, max_points: int = 3000, title: str = ""):
     "Fig. 2a-style grid: per factor, theory beliefs (top) and linear read-outs of the activations (bottom)."
@@ -659,6 +721,22 @@ def _cmd_train(args) -> int:
           f"{m['tokens_per_s']:.0f} tokens/s; wrote {args.out}/final.pt and {args.out}/metrics.json")
     return 0
 
+def _cmd_analyze(args) -> int:
+    if args.threads < 1: raise ValueError(f"--threads: expected an integer >= 1, got {args.threads}")
+    from threadpoolctl import threadpool_limits
+    import matplotlib; matplotlib.use("Agg")
+    torch.set_num_threads(args.threads)
+    with threadpool_limits(args.threads, user_api="blas"):
+        an = analyze_checkpoints(args.paths, args.experiment, args.eps, vary_one=not args.no_vary_one)
+    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    (out / "analysis.json").write_text(json.dumps(an, indent=1))
+    _save(plot_checkpoint_analysis(an, f"{args.experiment} ({an['scale']} scale)"), out / "analysis.png")
+    for r in an["checkpoints"]:
+        last = list(r["layers"].values())[-1]
+        print(f"step {r['step']:>7}: last layer dims@95 {last['dims95']:3d}, per-factor R2 {np.round(last['per_factor_r2'], 3).tolist()}")
+    print(f"Factored {an['factored_dims95']}, Joint {an['joint_dims95']}; wrote {out / 'analysis.json'} and {out / 'analysis.png'}")
+    return 0
+
 def _cmd_reproduce(args) -> int:
     S = reproduce(args.out, args.scale, args.device)
     print((Path(args.out) / "report.md").read_text()); return 0
@@ -681,6 +759,13 @@ def register_cli(subparsers) -> None:
     t.add_argument("--threads", type=int, default=1, help="torch and BLAS CPU threads (default 1: faster for these small models on a shared machine)")
     t.add_argument("--out", required=True, help="output folder (resumes from its last checkpoint if there is one)")
     t.set_defaults(func=_cmd_train)
+    a = subparsers.add_parser("analyze", help="belief geometry of saved checkpoints: dims@95 and R2 per layer over steps, vary-one overlaps")
+    a.add_argument("paths", nargs="+", help="checkpoint files and/or run folders (a folder gives its step_*.pt)")
+    a.add_argument("--out", required=True, help="output folder for analysis.json and analysis.png")
+    a.add_argument("--experiment", choices=EXPERIMENTS, default="independent"); a.add_argument("--eps", type=float, default=0.0)
+    a.add_argument("--no-vary-one", action="store_true", help="skip the vary-one subspaces at the last checkpoint")
+    a.add_argument("--threads", type=int, default=1, help="torch and BLAS CPU threads (default 1)")
+    a.set_defaults(func=_cmd_analyze)
     r = subparsers.add_parser("reproduce", help="run the paper-1 experiments; write figures and report.md")
     r.add_argument("--out", required=True); r.add_argument("--scale", choices=tuple(SCALES), default="cpu")
     r.add_argument("--device", default="auto")

@@ -6,7 +6,7 @@ from factornb.ghmm import mess3
 from factornb.factored import FactoredProcess
 from factornb.models import TransformerConfig, RNNConfig, model_from_config
 from factornb.train import (TrainConfig, train, checkpoint_schedule, load_checkpoint, save_checkpoint, read_checkpoint,
-                            inputs_and_labels, WindowedReduceLROnPlateau, register_cli, architecture_of, optimal_training_loss,
+                            inputs_and_labels, WindowedReduceLROnPlateau, register_cli, architecture_of, optimal_training_loss, analyze_checkpoints,
                             prefix_data, layer_activations, last_layer, subspace_overlaps, belief_geometry)
 from factornb.geometry import unique_prefixes
 
@@ -131,3 +131,19 @@ def test_subspace_overlaps_identical_and_orthogonal():
     ov = subspace_overlaps([Q[:4], Q[:4], Q[4:8]], k_max=3)                 # pairs (0,1) same, (0,2), (1,2) orthogonal
     assert ov.shape == (3, 3)
     np.testing.assert_allclose(ov[:, 0], 1, atol=1e-12); np.testing.assert_allclose(ov[:, 1:], 0, atol=1e-12)
+
+def test_cli_analyze_reads_a_run_folder(tmp_path):
+    "`factornb analyze` on a run's folder: one row per checkpoint in step order, every residual layer, JSON + figure."
+    p = argparse.ArgumentParser(); register_cli(p.add_subparsers(dest="command", required=True))
+    run = tmp_path / "run"
+    args = p.parse_args(["train", "--experiment", "independent", "--arch", "gru", "--scale", "cpu", "--steps", "4",
+                         "--batch-size", "8", "--device", "cpu", "--out", str(run)])
+    assert args.func(args) == 0
+    args = p.parse_args(["analyze", str(run), str(run / "step_00000004.pt"), "--out", str(tmp_path / "an"), "--no-vary-one"])
+    assert args.func(args) == 0
+    an = json.loads((tmp_path / "an" / "analysis.json").read_text())
+    assert [r["step"] for r in an["checkpoints"]] == list(range(5))          # the schedule's steps 0..4, the file named twice counted once
+    assert list(an["checkpoints"][0]["layers"]) == ["embed", "rnn.0.hidden", "rnn.1.hidden"]
+    assert an["scale"] == "cpu" and an["factored_dims95"] == 6 and (tmp_path / "an" / "analysis.png").exists()
+    with pytest.raises(ValueError, match="paths"): analyze_checkpoints(tmp_path / "nothing-here")
+    with pytest.raises(ValueError, match="no checkpoints"): analyze_checkpoints(tmp_path / "an")
