@@ -302,12 +302,13 @@ def load_weights(path) -> nn.Module:
 def grok_run(p: int = 53, seeds: Sequence[int] = (0, 1, 2), epochs: int = 20_000, weight_decay: float = 1.0,
              branch_at: int | None = 900, branch_weight_decay: float = 0.0, lr: float = 1e-3, batch_size: int | None = 512,
              every: int = 100, coarse_after: int = 2000, coarse_every: int = 500, model_kwargs: dict | None = None,
-             train_fraction: float = 0.5, out=None, state=None, save_seed: int | None = None, progress: bool = False) -> dict:
+             train_fraction: float = 0.5, out=None, state=None, save_seed: int | None = None, save_epochs: Sequence[int] = (),
+             progress: bool = False) -> dict:
     """The spec's grokking run (§5.2-5.4): train `seeds` with `weight_decay` to `epochs`, analyse every checkpoint, and, if
     `branch_at` is given, continue from that checkpoint with a fresh AdamW at `branch_weight_decay` (the WD 1 -> 0 arm).
     With `state` (a file), the full training state is saved at every checkpoint and a rerun resumes from it; with `out`
     (a folder), grok.json is rewritten at every checkpoint and float16 weights of `save_seed` (default: the first seed)
-    are kept at the grok epoch and at the end of each arm."""
+    are kept at the grok epoch, at the end of each arm and at the main arm's `save_epochs`."""
     data = modular_addition_data(p, train_fraction)
     epochs = _check_int(epochs, "epochs", 1)
     if branch_at is not None:
@@ -342,7 +343,8 @@ def grok_run(p: int = 53, seeds: Sequence[int] = (0, 1, 2), epochs: int = 20_000
         if out is not None:
             m = trainer.models[trainer.seeds.index(save_seed)] if save_seed in trainer.seeds else None
             g = grok_epoch(st["records"]["main"])
-            tags = ([f"{arm}_end"] if last else []) + (["grok"] if arm == "main" and g == e else [])
+            tags = ([f"{arm}_end"] if last else []) + (["grok"] if arm == "main" and g == e else []) + \
+                   ([f"epoch{e}"] if arm == "main" and e in save_epochs else [])
             for tag in tags:
                 if m is not None:
                     name = f"seed{save_seed}_{tag}.pt"; _save_weights(m, out / name); st["saved"][tag] = {"file": name, "epoch": e}
@@ -550,7 +552,7 @@ def _cli_grok(args) -> int:
         state.parent.mkdir(parents=True, exist_ok=True)
         res = grok_run(args.p, args.seeds, args.epochs, args.weight_decay, args.branch_at, args.branch_weight_decay, lr=args.lr,
                        batch_size=None if args.batch_size == 0 else args.batch_size, every=args.every,
-                       model_kwargs=dict(n_layers=args.layers), out=out, state=state, progress=not args.quiet and sys.stderr.isatty())
+                       model_kwargs=dict(n_layers=args.layers), out=out, state=state, save_epochs=args.save_epochs, progress=not args.quiet and sys.stderr.isatty())
     plot_grok(res, out / "grok.png")
     last = max(r["epoch"] for r in res["checkpoints"])
     for r in res["checkpoints"]:
@@ -585,6 +587,7 @@ def register_cli(cores_subparsers) -> None:
     g.add_argument("--batch-size", type=int, default=512, help="minibatch (paper: 512); 0 = full batch")
     g.add_argument("--layers", type=int, default=2, help="encoder layers (paper: 2)")
     g.add_argument("--every", type=int, default=100, help="checkpoint cadence up to epoch 2000 (then every 500; paper: 100)")
+    g.add_argument("--save-epochs", type=int, nargs="*", default=[], help="also keep the first seed's float16 weights at these checkpoint epochs")
     g.add_argument("--state", default=None, help="resumable training state (default: runs/<out name>_state.pt); a rerun resumes from it")
     g.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     g.add_argument("--plot-only", action="store_true", help="only redraw grok.png from an existing grok.json")
