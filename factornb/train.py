@@ -21,7 +21,7 @@ __all__ = ['CHECKPOINT_FORMAT', 'ARCHITECTURES', 'SCALES', 'EXPERIMENTS', 'PAPER
            'WindowedReduceLROnPlateau', 'checkpoint_schedule', 'architecture_of', 'uses_bos', 'save_checkpoint',
            'read_checkpoint', 'load_checkpoint', 'resolve_device', 'inputs_and_labels', 'optimal_training_loss',
            'batch_generator', 'train', 'last_layer', 'layer_activations', 'analysis_inputs', 'prefix_data',
-           'belief_geometry', 'vary_one_subspaces', 'subspace_overlaps', 'run_experiment', 'summarize',
+           'belief_geometry', 'vary_one_subspaces', 'subspace_overlaps', 'pooled_dims95', 'run_experiment', 'summarize',
            'experiment_process', 'experiment_model', 'run_named', 'init_overlap_band', 'residual_layers',
            'checkpoint_paths', 'analyze_checkpoints', 'plot_checkpoint_analysis', 'plot_belief_grid',
            'plot_training_geometry', 'plot_orthogonality', 'plot_noise', 'reproduce', 'report_markdown',
@@ -364,8 +364,20 @@ def subspace_overlaps(bases: list, k_max: int = 20) -> np.ndarray:
     return np.array([[subspace_overlap(bases[i], bases[j], k) for i, j in pairs] for k in range(1, k_max + 1)])
 
 # %% ../nbs/02b_training.ipynb #6f5e5775
+def pooled_dims95(model: nn.Module, process, n_sequences: int = 5000, seed: int = 42, seq_len: int = 8, layer: str | None = None) -> int:
+    """The noise figure's dims@95 (spec §6.5): `layer` at every position of `n_sequences` fresh sequences, pooled without
+    de-duplication; transformers read [BOS, x1..x_L] with the BOS position dropped, recurrent models x1..x_L; the
+    author's rule: the first k with round(100 CEV_k) >= 95."""
+    tokens = torch.as_tensor(process.sample(n_sequences, seq_len, seed=seed))
+    bos = uses_bos(model)
+    inp = torch.cat([torch.full((len(tokens), 1), process.bos_token), tokens], 1) if bos else tokens
+    A = layer_activations(model, inp, layer or last_layer(model))[:, 1 if bos else 0:]
+    cev = cumulative_explained_variance(A.reshape(-1, A.shape[-1]))
+    return int(np.argmax(np.round(100 * cev) >= 95) + 1)
+
 def run_experiment(model: nn.Module, process, config: TrainConfig, analysis_steps=None, vary_one_steps=(),
-                   n_analysis: int = 1000, analysis_seed: int = 500_001, n_frozen: int = 10, n_vary: int = 200) -> dict:
+                   n_analysis: int = 1000, analysis_seed: int = 500_001, n_frozen: int = 10, n_vary: int = 200,
+                   pooled: bool = False) -> dict:
     "Train `model` on `process` and record its belief geometry over training (see above)."
     tokens = process.sample(n_analysis, config.seq_len, seed=analysis_seed)
     analysis_steps = set(checkpoint_schedule(config.steps) if analysis_steps is None else analysis_steps)
@@ -374,9 +386,14 @@ def run_experiment(model: nn.Module, process, config: TrainConfig, analysis_step
         if step in analysis_steps:
             g = belief_geometry(m, process, tokens)
             history.append(dict(step=step, dims95=g["dims95"], r2=g["r2"], per_factor_rmse=g["per_factor_rmse"], cev=g["cev"]))
+            if pooled: history[-1]["pooled_dims95"] = pooled_dims95(m, process, seq_len=config.seq_len)
         if step in vary_one_steps: vary_one[step] = vary_one_subspaces(m, process, n_frozen, n_vary)
     metrics = train(model, process, config, callback=cb)
     final = belief_geometry(model, process, tokens, references=True)
+    final["layers"] = {}
+    for layer in residual_layers(model):
+        g = belief_geometry(model, process, tokens, layer)
+        final["layers"][layer] = dict(dims95=g["dims95"], r2=g["r2"], per_factor_r2=list(g["per_factor_r2"]))
     loss_at = {r["step"]: r["loss"] for r in metrics["rows"]}
     for h in history: h["loss"] = loss_at.get(h["step"])
     return dict(metrics=metrics, history=history, final=final, vary_one=vary_one)
@@ -387,7 +404,9 @@ def summarize(result: dict) -> dict:
     out = dict(final_loss=m["final_loss"], optimal_loss=m["optimal_loss"], normalised_loss=m["final_normalised_loss"],
                dims95=f["dims95"], factored_dims95=f["factored_dims95"], joint_dims95=f["joint_dims95"], r2=f["r2"],
                per_factor_r2=f["per_factor_r2"], per_factor_rmse=f["per_factor_rmse"], num_prefixes=f["num_prefixes"],
-               dims95_history=[(h["step"], h["dims95"]) for h in result["history"]], wall_s=m["wall_s"])
+               dims95_history=[(h["step"], h["dims95"]) for h in result["history"]], wall_s=m["wall_s"], layers=f.get("layers", {}))
+    if any("pooled_dims95" in h for h in result["history"]):
+        out["pooled_dims95_history"] = [(h["step"], h["pooled_dims95"]) for h in result["history"]]
     if result["vary_one"]:
         out["vary_one"] = {int(s): dict(dims95=v["dims95"], union_dims95=v["union_dims95"],
                                         overlap_k=subspace_overlaps(v["bases"]).mean(1).round(6).tolist())
@@ -396,10 +415,14 @@ def summarize(result: dict) -> dict:
 
 # %% ../nbs/02b_training.ipynb #d3c621d7
 SCALES = {
-    "cpu": dict(steps=400, short_steps=250, batch_size=256, lr=2e-3, n_analysis=1000, n_frozen=5, n_vary=100,
-                eps=(0.0, 0.05, 0.2, 0.5), recurrent=("rnn", "lstm", "gru"), init_seeds=(1, 2, 3)),
-    "paper": dict(steps=5_000, short_steps=5_000, batch_size=25_000, lr=5e-4, n_analysis=1000, n_frozen=10, n_vary=200,
-                  eps=(0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5), recurrent=("rnn", "lstm", "gru"), init_seeds=(1, 2, 3, 4, 5)),
+    "cpu": dict(steps=400, short_steps=250, noise_steps=250, batch_size=256, lr=2e-3, n_analysis=1000, n_frozen=5, n_vary=100,
+                eps=(0.0, 0.05, 0.2, 0.5), recurrent=("rnn", "lstm", "gru"), recurrent_widths={"rnn": (64,), "lstm": (64,), "gru": (64,)},
+                init_seeds=(1, 2, 3)),
+    # the paper's: 500k steps (Figs. 2, 3, 5), the chain to 5k (Fig. 4: stable from ~700), eps grid of its noise configs,
+    # RNN at d 32 / 64 / 256 and LSTM at d 32 (spec §5)
+    "paper": dict(steps=500_000, short_steps=5_000, noise_steps=500_000, batch_size=25_000, lr=5e-4, n_analysis=1000, n_frozen=10, n_vary=200,
+                  eps=(0.0, 0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5), recurrent=("rnn", "lstm"),
+                  recurrent_widths={"rnn": (32, 64, 256), "lstm": (32,)}, init_seeds=(1, 2, 3, 4, 5)),
 }
 EXPERIMENTS = ("independent", "chain", "noise")
 
@@ -444,19 +467,23 @@ def experiment_model(arch: str, process, scale: str = "cpu", seed: int = 7, **si
 
 def run_named(experiment: str = "independent", arch: str = "transformer", eps: float = 0.0, scale: str = "cpu",
               steps: int | None = None, batch_size: int | None = None, device: str = "auto", seed: int = 77,
-              out_dir: str | None = None, vary_one: bool = False, progress: bool | None = None) -> dict:
-    "Build process and model for a named experiment and `run_experiment` it (vary-one at init, ~1/4 and end if `vary_one`)."
+              out_dir: str | None = None, vary_one: bool = False, progress: bool | None = None, d_model: int | None = None) -> dict:
+    """Build process and model for a named experiment and `run_experiment` it. Analysis steps: at paper scale the paper's whole
+    log-spaced checkpoint schedule, at CPU scale a thinned one; vary-one (if `vary_one`) at init, at 1k steps (paper) or ~1/4
+    (CPU), and at the end; noise runs also record the noise figure's pooled dims@95."""
     sc = _scale(scale)
     process = experiment_process(experiment, eps, scale)
-    model = experiment_model(arch, process, scale)
+    model = experiment_model(arch, process, scale, d_model=d_model)
     steps = sc["steps"] if steps is None else steps
     cfg = TrainConfig(steps=steps, batch_size=batch_size or sc["batch_size"], lr=sc["lr"], device=device, seed=seed,
                       out_dir=out_dir, log_every=max(1, steps // 100), progress=progress,
                       keep_checkpoints=scale == "paper")
     sched = checkpoint_schedule(steps)
-    analysis = [s for s in sched if s in (0, 1, 3, 10, 20, 50) or s % max(1, steps // 8) == 0 or s == steps]
-    vo = (0, sorted(sched, key=lambda s: abs(s - steps // 4))[0], steps) if vary_one else ()
-    res = run_experiment(model, process, cfg, analysis, vo, n_analysis=sc["n_analysis"], n_frozen=sc["n_frozen"], n_vary=sc["n_vary"])
+    analysis = sched if scale == "paper" else [s for s in sched if s in (0, 1, 3, 10, 20, 50) or s % max(1, steps // 8) == 0 or s == steps]
+    middle = 1000 if scale == "paper" and steps > 1000 else sorted(sched, key=lambda s: abs(s - steps // 4))[0]
+    vo = (0, middle, steps) if vary_one else ()
+    res = run_experiment(model, process, cfg, analysis, vo, n_analysis=sc["n_analysis"], n_frozen=sc["n_frozen"], n_vary=sc["n_vary"],
+                         pooled=experiment == "noise")
     res.update(experiment=experiment, arch=arch, eps=eps, scale=scale, process=process, model=model)
     return res
 
@@ -599,11 +626,14 @@ def plot_noise(results: dict, title: str = ""):
     eps = sorted(results); top = max(max(eps), 1e-9)
     for e in eps:
         r = results[e]; c = cmap(0.85 * e / top)
-        ax[0].plot([max(h["step"], 1) for h in r["history"]], [h["dims95"] for h in r["history"]], "o-", color=c, label=f"ε={e}")
+        key = "pooled_dims95" if "pooled_dims95" in r["history"][0] else "dims95"
+        ax[0].plot([max(h["step"], 1) for h in r["history"]], [h[key] for h in r["history"]], "o-", color=c, label=f"ε={e}")
         ax[1].plot([r_["step"] for r_ in r["metrics"]["rows"]], [r_["loss"] for r_ in r["metrics"]["rows"]], color=c, label=f"ε={e}")
     f0 = results[eps[0]]["final"]["factored_dims95"]
-    ax[0].axhline(f0, color="r", ls="--", label=f"Factored ({f0})")
-    ax[0].set(xscale="log", xlabel="Training step (0 drawn at 1)", ylabel="dims@95", title="dims@95 over training"); ax[0].legend(fontsize=8)
+    ax[0].axhline(f0, color="r", ls="--", label=f"Factored ({f0}, unique prefixes)")
+    pooled = "pooled_dims95" in results[eps[0]]["history"][0]
+    ax[0].set(xscale="log", xlabel="Training step (0 drawn at 1)", title="dims@95 over training",
+              ylabel="dims@95, all positions pooled (5000 seqs)" if pooled else "dims@95 (unique prefixes)"); ax[0].legend(fontsize=8)
     ax[1].set(xlabel="Training step", ylabel="Cross-entropy (nats)", title="Loss"); ax[1].legend(fontsize=8)
     fig.suptitle(title); fig.tight_layout(); return fig
 
@@ -644,14 +674,16 @@ def _reproduce(out, scale, device, progress) -> dict:
     chain = run_named("chain", steps=sc["short_steps"], **kw); S["chain"] = summarize(chain)
     figs["chain_beliefs"] = _save(plot_belief_grid(chain), out / "fig4a_beliefs.png")
     figs["chain_training"] = _save(plot_training_geometry(chain), out / "fig4_training.png")
-    noise = {e: run_named("noise", eps=e, steps=sc["short_steps"], **kw) for e in sc["eps"]}   # equal lengths
+    noise = {e: run_named("noise", eps=e, steps=sc["noise_steps"], **kw) for e in sc["eps"]}   # equal lengths
     S["noise"] = {str(e): summarize(r) for e, r in noise.items()}
     figs["noise"] = _save(plot_noise(noise), out / "fig5_noise.png")
     S["recurrent"] = {}
     for kind in sc["recurrent"]:
-        r = run_named("independent", arch=kind, steps=sc["short_steps"], **kw); S["recurrent"][kind] = summarize(r)
-        figs[f"{kind}_beliefs"] = _save(plot_belief_grid(r), out / f"rq5_{kind}_beliefs.png")
-        figs[f"{kind}_training"] = _save(plot_training_geometry(r), out / f"rq5_{kind}_training.png")
+        for width in sc["recurrent_widths"][kind]:
+            name = kind if len(sc["recurrent_widths"][kind]) == 1 and scale == "cpu" else f"{kind}{width}"
+            r = run_named("independent", arch=kind, steps=sc["short_steps"], d_model=width, **kw); S["recurrent"][name] = summarize(r)
+            figs[f"{name}_beliefs"] = _save(plot_belief_grid(r), out / f"rq5_{name}_beliefs.png")
+            figs[f"{name}_training"] = _save(plot_training_geometry(r), out / f"rq5_{name}_training.png")
     S["figures"], S["scale"], S["wall_s"] = figs, scale, time.perf_counter() - t0
     (out / "summary.json").write_text(json.dumps(S, indent=1, default=float))
     (out / "report.md").write_text(report_markdown(S))
@@ -665,12 +697,13 @@ def report_markdown(S: dict) -> str:
              "Measured by `factornb reproduce`; paper values read off the paper's figures (spec §7). "
              "At CPU scale the process is 3 × Mess3 (Factored 6) and the model is small: compare the *pattern*, not the values.", "",
              "| experiment | measured | paper |", "|---|---|---|",
-             f"| independent (Fig. 2) | {fmt(i)}; dims@95 over training {i['dims95_history']} | {PAPER_NUMBERS['independent']} |"]
+             f"| independent (Fig. 2) | {fmt(i)}; dims@95 over training {i['dims95_history']} | {PAPER_NUMBERS['independent']} |",
+             "| independent, per layer | " + "; ".join(f"{k}: dims@95 {v['dims95']}, R² {v['r2']:.3f}" for k, v in i.get("layers", {}).items()) + " | factored at the embedding and intermediate layers too |"]
     if steps:
         ov = "; ".join(f"step {s}: k=1 {vo[s]['overlap_k'][0]:.2g}, k=2 {vo[s]['overlap_k'][1]:.2g}, per-factor dims {vo[s]['dims95']}, union {vo[s]['union_dims95']}" for s in steps)
         lines.append(f"| orthogonality (Fig. 3) | {ov} | {PAPER_NUMBERS['orthogonality']} |")
     lines.append(f"| chain (Fig. 4) | {fmt(S['chain'])}; history {S['chain']['dims95_history']} | {PAPER_NUMBERS['chain']} |")
-    lines.append("| noise (Fig. 5) | " + "; ".join(f"ε={e}: dims@95 {r['dims95']}, loss {r['final_loss']:.4f} (opt {r['optimal_loss']:.4f})" for e, r in S["noise"].items()) + f" | {PAPER_NUMBERS['noise']} |")
+    lines.append("| noise (Fig. 5) | " + "; ".join(f"ε={e}: dims@95 {r['dims95']} (pooled, as the figure: {r['pooled_dims95_history'][-1][1]}), loss {r['final_loss']:.4f} (opt {r['optimal_loss']:.4f})" for e, r in S["noise"].items()) + f" | {PAPER_NUMBERS['noise']} |")
     lines.append("| RNN/LSTM/GRU (RQ5) | " + "; ".join(f"{k}: {fmt(r)}" for k, r in S["recurrent"].items()) + f" | {PAPER_NUMBERS['recurrent']} |")
     lines += ["", "Figures: " + ", ".join(f"`{v}`" for v in S["figures"].values()), ""]
     return "\n".join(lines)
