@@ -8,7 +8,7 @@ import argparse, json, sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['notebook_to_markdown', 'write_readme', 'cell_flags', 'build_book', 'main']
+__all__ = ['notebook_to_markdown', 'write_readme', 'cell_flags', 'build_book', 'check_book', 'main']
 
 # %% ../nbs/90_cli.ipynb #02eb1f41
 def _cell_source(cell) -> str:
@@ -86,6 +86,34 @@ def build_book(out="_book", root=None, execute: bool = False) -> list[Path]:
     (out / "book.html").write_text(f"<html><body><h1>factornb</h1><ol>{links}</ol></body></html>", encoding="utf-8")
     return pages
 
+# %% ../nbs/90_cli.ipynb #baa10631
+def _title(path) -> str | None:
+    "The text of a notebook's first level-1 markdown heading."
+    for cell in json.loads(Path(path).read_text(encoding="utf-8"))["cells"]:
+        if cell["cell_type"] == "markdown":
+            for line in _cell_source(cell).splitlines():
+                if line.startswith("# "): return line[2:].strip()
+    return None
+
+def check_book(out="_book", root=None) -> list[str]:
+    "Problems of the rendered book in `out`: missing pages, pages without their chapter's title, dead links on the index page."
+    import html, re
+    root, out = _repo_root(root), Path(out)
+    problems = []
+    for nb in sorted((root / "nbs").glob("*.ipynb")):
+        page = out / (nb.stem + ".html")
+        if not page.exists(): problems.append(f"{page.name}: missing"); continue
+        title = _title(nb)
+        text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text(encoding="utf-8")))
+        if title is None: problems.append(f"{nb.name}: no '# ' title in its first markdown cells")
+        elif title not in text: problems.append(f"{page.name}: the chapter title {title!r} is not on the page")
+    index = out / "book.html"
+    if not index.exists(): problems.append("book.html: missing")
+    else:
+        for link in re.findall(r'href="([^"]+)"', index.read_text(encoding="utf-8")):
+            if not (out / link).exists(): problems.append(f"book.html: dead link {link}")
+    return problems
+
 # %% ../nbs/90_cli.ipynb #219c7f37
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="factornb", description="The geometry of what transformers learn: textbook and experiments.")
@@ -95,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("book", help="render the notebooks to HTML without Quarto")
     b.add_argument("--out", default="_book", help="output folder (default: _book)")
     b.add_argument("--execute", action="store_true", help="run the notebooks first so the pages carry fresh outputs")
+    b.add_argument("--check", action="store_true", help="after rendering, fail (exit 1) on a missing page, a page without its title or a dead link")
     from factornb import train, ace, grokking, agreement   # imported here: `factornb readme` and `book` need no torch at import time
     train.register_cli(sub)
     cores = ace.register_cli(sub)   # `factornb cores ...`: chapter 03 makes the group, chapters 04 and 05 add to it
@@ -111,5 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "book":
         pages = build_book(args.out, execute=args.execute)
         print(f"wrote {len(pages)} pages to {args.out}/ (open {args.out}/book.html)")
-        return 0
+        problems = check_book(args.out) if args.check else []
+        for line in problems: print("broken:", line)
+        return 1 if problems else 0
     return int(args.func(args))
