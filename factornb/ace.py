@@ -4,43 +4,26 @@
 
 # %% ../nbs/03_ace.ipynb #c729e3e4
 from __future__ import annotations
-import argparse, json, math, time
+import argparse, itertools, json, math, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 import numpy as np
 import torch
 from torch import nn
-from .ghmm import markov_chain
+from .ghmm import markov_chain, _as_matrix   # chapter 00: finite float64 (N, D) arrays, or an error naming the argument
 
 # %% auto #0
-__all__ = ['MARKOV_LAYER', 'activity_matrix', 'relevance_matrix', 'energy_rank', 'core_basis', 'projector_overlap', 'cca',
-           'LinearDynamics', 'fit_linear_dynamics', 'oracle_r2', 'cyclic_chain', 'core_interventions',
-           'next_token_accuracy', 'Core', 'extract_core', 'rank_scan', 'necessary_rank', 'sufficient_rank',
-           'readout_rank_scan', 'markov_dataset', 'train_markov_transformer', 'weight_cosine', 'match_eigenvalues',
-           'markov_analysis', 'markov_experiment', 'plot_markov', 'register_cli']
+__all__ = ['MARKOV_LAYER', 'activity_matrix', 'relevance_matrix', 'energy_rank', 'core_basis', 'cca', 'LinearDynamics',
+           'fit_linear_dynamics', 'oracle_r2', 'cyclic_chain', 'core_interventions', 'next_token_accuracy', 'Core',
+           'extract_core', 'rank_scan', 'necessary_rank', 'sufficient_rank', 'readout_rank_scan', 'markov_dataset',
+           'train_markov_transformer', 'weight_cosine', 'match_eigenvalues', 'markov_analysis', 'markov_experiment',
+           'plot_markov', 'register_cli']
 
 # %% ../nbs/03_ace.ipynb #ae1e592b
-def _as_rows(value, name: str) -> np.ndarray:
-    "`value` (numpy or torch, shape (..., D)) as a finite float64 (N, D) array, or a clear error naming `name`."
-    if isinstance(value, torch.Tensor): value = value.detach().cpu().double().numpy()
-    try: arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as e: raise TypeError(f"{name}: expected an array of real numbers ({e})") from None
-    if arr.ndim < 2: raise ValueError(f"{name}: expected shape (..., D) with at least 2 dimensions, got {arr.shape}")
-    arr = arr.reshape(-1, arr.shape[-1])
-    if arr.shape[0] == 0 or arr.shape[1] == 0: raise ValueError(f"{name}: expected a non-empty array, got shape {arr.shape}")
-    if not np.isfinite(arr).all(): raise ValueError(f"{name}: contains NaN or infinite entries")
-    return arr
-
-def _as_square(value, name: str) -> np.ndarray:
-    "`value` as a finite symmetric float64 (D, D) matrix."
-    A = _as_rows(value, name)
-    if A.shape[0] != A.shape[1] or np.ndim(value) != 2: raise ValueError(f"{name}: expected a square (D, D) matrix, got shape {np.shape(value)}")
-    return (A + A.T) / 2
-
 def activity_matrix(activations) -> np.ndarray:
     "Cov: the (D, D) float64 covariance (1/(N-1), mean-centred) of activations of shape (..., D)."
-    H = _as_rows(activations, "activations")
+    H = _as_matrix(activations, "activations", flatten=True)
     if len(H) < 2: raise ValueError(f"activations: need at least 2 rows for a covariance, got {len(H)}")
     Hc = H - H.mean(0)
     return Hc.T @ Hc / (len(H) - 1)
@@ -52,18 +35,17 @@ def relevance_matrix(readout=None, activations=None, *, gradients=None, sample_s
     Alternatively pass `gradients` (..., D): per-example gradients of a scalar objective, giving mean g g^T."""
     if gradients is not None:
         if readout is not None: raise ValueError("relevance_matrix: give either `readout` or `gradients`, not both")
-        G = _as_rows(gradients, "gradients")
+        G = _as_matrix(gradients, "gradients", flatten=True)
         return G.T @ G / len(G)
     if readout is None: raise ValueError("relevance_matrix: expected a `readout` (nn.Linear, weight matrix or callable) or `gradients`")
     if isinstance(readout, nn.Linear): readout = readout.weight
     if isinstance(readout, (np.ndarray, torch.Tensor)):
-        W = _as_rows(readout, "readout")
-        if np.ndim(readout) != 2: raise ValueError(f"readout: expected a (K, D) weight matrix, got shape {np.shape(readout)}")
+        W = _as_matrix(readout, "readout")                      # (K, D)
         return W.T @ W
     if not callable(readout): raise TypeError(f"readout: expected nn.Linear, a (K, D) weight or a callable, got {type(readout).__name__}")
     if activations is None: raise ValueError("activations: a callable readout needs the activations at which to take its Jacobian")
     if not isinstance(sample_size, (int, np.integer)) or sample_size < 1: raise ValueError(f"sample_size: expected a positive integer, got {sample_size!r}")
-    H = _as_rows(activations, "activations")
+    H = _as_matrix(activations, "activations", flatten=True)
     rows = np.random.default_rng(seed).choice(len(H), size=min(sample_size, len(H)), replace=False)
     params = list(readout.parameters()) if isinstance(readout, nn.Module) else []
     dtype = activations.dtype if isinstance(activations, torch.Tensor) else params[0].dtype if params else torch.float64
@@ -71,6 +53,13 @@ def relevance_matrix(readout=None, activations=None, *, gradients=None, sample_s
     J = torch.func.vmap(torch.func.jacrev(readout))(h).detach().double().reshape(len(rows), -1, H.shape[1])  # (S, K, D)
     J = J.numpy()
     return np.einsum("skd,ske->de", J, J) / len(rows)
+
+# %% ../nbs/03_ace.ipynb #a2cf17ea
+def _as_square(value, name: str) -> np.ndarray:
+    "`value` as a finite symmetric float64 (D, D) matrix."
+    A = _as_matrix(value, name)
+    if A.shape[0] != A.shape[1]: raise ValueError(f"{name}: expected a square (D, D) matrix, got shape {A.shape}")
+    return (A + A.T) / 2
 
 # %% ../nbs/03_ace.ipynb #78e4c342
 def _gramian_factor(A: np.ndarray) -> np.ndarray:
@@ -104,18 +93,12 @@ def core_basis(activity, relevance, rank: int | None = None, energy: float = 0.9
     return Q, weights
 
 # %% ../nbs/03_ace.ipynb #171f6bbe
-from .geometry import principal_angles   # chapter 01: radians, ascending
-
-def projector_overlap(U1, U2) -> float:
-    "||U1^T U2||_F^2 / sqrt(r1 r2) for orthonormal bases: 1 for equal subspaces, 0 for orthogonal, r/D for random ones."
-    A = _as_rows(U1, "U1"); B = _as_rows(U2, "U2")
-    if A.shape[0] != B.shape[0]: raise ValueError(f"U1 and U2 must live in the same space, got widths {A.shape[0]} and {B.shape[0]}")
-    return float(np.sum((A.T @ B) ** 2) / math.sqrt(A.shape[1] * B.shape[1]))
+from .geometry import principal_angles, subspace_overlap   # chapter 01a: angles in radians, ascending; overlap of ROW bases
 
 # %% ../nbs/03_ace.ipynb #102bfeb7
 def cca(Z1, Z2, k: int | None = 3) -> np.ndarray:
     "Top-`k` canonical correlations (descending, clipped to [0, 1]) between paired rows of Z1 (..., r1) and Z2 (..., r2)."
-    A = _as_rows(Z1, "Z1"); B = _as_rows(Z2, "Z2")
+    A = _as_matrix(Z1, "Z1", flatten=True); B = _as_matrix(Z2, "Z2", flatten=True)
     if len(A) != len(B): raise ValueError(f"Z1 and Z2 must have the same number of rows (paired inputs), got {len(A)} and {len(B)}")
     if len(A) < 2: raise ValueError("Z1, Z2: need at least 2 paired rows")
     kmax = min(A.shape[1], B.shape[1])
@@ -219,11 +202,11 @@ def extract_core(model: nn.Module, inputs: torch.Tensor, hook_name: str, rank: i
     Q, w = core_basis(activity_matrix(rows), obs, rank=rank, energy=energy)
     return Core(Q, w, rows.mean(0)), H
 
+# %% ../nbs/03_ace.ipynb #f4275d9d
 def rank_scan(model: nn.Module, inputs, targets, hook_name: str, basis, ranks: Sequence[int] | None = None) -> dict:
     "Core-only and core-removed accuracy (through the origin, all positions) for the nested bases basis[:, :r]."
     Q = np.asarray(basis, dtype=np.float64)
-    ranks = list(range(1, Q.shape[1] + 1)) if ranks is None else [int(r) for r in ranks]
-    if any(not 1 <= r <= Q.shape[1] for r in ranks): raise ValueError(f"ranks: expected values in [1, {Q.shape[1]}], got {ranks}")
+    ranks = _check_ranks(ranks, Q.shape[1])
     keep, remove = [], []
     for r in ranks:
         hooks = core_interventions(Q[:, :r])
@@ -239,25 +222,21 @@ def sufficient_rank(scan: dict, target: float, tol: float = 1e-3) -> int | None:
     "Smallest scanned r whose core-only accuracy is >= `target` - `tol` (None if never)."
     return next((r for r, a in zip(scan["ranks"], scan["keep"]) if a >= target - tol), None)
 
+def _check_ranks(ranks, R: int) -> list[int]:
+    "The scanned ranks: 1..R by default, else integers in [1, R]."
+    ranks = list(range(1, R + 1)) if ranks is None else [int(r) for r in ranks]
+    if any(not 1 <= r <= R for r in ranks): raise ValueError(f"ranks: expected values in [1, {R}], got {ranks}")
+    return ranks
+
+# %% ../nbs/03_ace.ipynb #c7a9c94c
 @torch.no_grad()
 def readout_rank_scan(activations, targets, basis, readout, bias=None, ranks: Sequence[int] | None = None,
                       batch_size: int = 256) -> dict:
     """`rank_scan` in closed form for a layer that feeds a linear readout directly (no later layer, no final LayerNorm):
     keep logits (P_r h) W^T + b and remove logits (h - P_r h) W^T + b for every nested basis[:, :r] at once, from the
     cached activations (N, D) and their targets (N,). Exact there, and one matrix pass instead of 2 forward passes per rank."""
-    H = torch.as_tensor(_as_rows(activations, "activations"))
-    Q = torch.as_tensor(_as_rows(basis, "basis"))
-    if isinstance(readout, nn.Linear): readout, bias = readout.weight, (readout.bias if bias is None else bias)
-    W = torch.as_tensor(_as_rows(readout, "readout"))
-    if Q.shape[0] != H.shape[1] or W.shape[1] != H.shape[1]:
-        raise ValueError(f"basis (D, r) and readout (K, D) must match the activations' width D={H.shape[1]}, got {tuple(Q.shape)} and {tuple(W.shape)}")
-    b = torch.zeros(W.shape[0], dtype=torch.float64) if bias is None else torch.as_tensor(np.asarray(bias.detach().cpu() if isinstance(bias, torch.Tensor) else bias, dtype=np.float64)).reshape(-1)
-    if b.shape[0] != W.shape[0]: raise ValueError(f"bias: expected {W.shape[0]} entries (one per readout row), got {b.shape[0]}")
-    y = torch.as_tensor(np.asarray(targets)).reshape(-1).long()
-    if len(y) != len(H): raise ValueError(f"targets: expected one target per activation row ({len(H)}), got {len(y)}")
-    ranks = list(range(1, Q.shape[1] + 1)) if ranks is None else [int(r) for r in ranks]
-    if any(not 1 <= r <= Q.shape[1] for r in ranks): raise ValueError(f"ranks: expected values in [1, {Q.shape[1]}], got {ranks}")
-    idx = torch.tensor(ranks) - 1
+    H, y, Q, W, b = _readout_scan_inputs(activations, targets, basis, readout, bias)
+    ranks = _check_ranks(ranks, Q.shape[1]); idx = torch.tensor(ranks) - 1
     M = Q.T @ W.T                                               # (R, K): logits of a unit step along each core direction
     keep = torch.zeros(len(ranks), dtype=torch.float64); remove = torch.zeros_like(keep)
     for i in range(0, len(H), batch_size):
@@ -267,6 +246,20 @@ def readout_rank_scan(activations, targets, basis, readout, bias=None, ranks: Se
         keep += ((part + b).argmax(-1) == t[:, None]).sum(0)
         remove += ((full - part + b).argmax(-1) == t[:, None]).sum(0)
     return {"ranks": ranks, "keep": (keep / len(H)).tolist(), "remove": (remove / len(H)).tolist()}
+
+def _readout_scan_inputs(activations, targets, basis, readout, bias) -> tuple[torch.Tensor, ...]:
+    "Checked float64 tensors H (N, D), targets (N,), basis (D, R), readout W (K, D) and bias (K,) for `readout_rank_scan`."
+    H = torch.as_tensor(_as_matrix(activations, "activations", flatten=True))
+    Q = torch.as_tensor(_as_matrix(basis, "basis"))
+    if isinstance(readout, nn.Linear): readout, bias = readout.weight, (readout.bias if bias is None else bias)
+    W = torch.as_tensor(_as_matrix(readout, "readout"))
+    if Q.shape[0] != H.shape[1] or W.shape[1] != H.shape[1]:
+        raise ValueError(f"basis (D, r) and readout (K, D) must match the activations' width D={H.shape[1]}, got {tuple(Q.shape)} and {tuple(W.shape)}")
+    b = torch.zeros(W.shape[0], dtype=torch.float64) if bias is None else torch.as_tensor(np.asarray(bias.detach().cpu() if isinstance(bias, torch.Tensor) else bias, dtype=np.float64)).reshape(-1)
+    if b.shape[0] != W.shape[0]: raise ValueError(f"bias: expected {W.shape[0]} entries (one per readout row), got {b.shape[0]}")
+    y = torch.as_tensor(np.asarray(targets)).reshape(-1).long()
+    if len(y) != len(H): raise ValueError(f"targets: expected one target per activation row ({len(H)}), got {len(y)}")
+    return H, y, Q, W, b
 
 # %% ../nbs/03_ace.ipynb #926e94d7
 MARKOV_LAYER = "blocks.0.hook_resid_post"
@@ -300,6 +293,7 @@ def train_markov_transformer(inputs: torch.Tensor, targets: torch.Tensor, seed: 
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     return model.eval()
 
+# %% ../nbs/03_ace.ipynb #298aa189
 def weight_cosine(model_a: nn.Module, model_b: nn.Module) -> float:
     "Cosine similarity of the two models' flattened parameter vectors."
     a = torch.cat([p.detach().double().ravel() for p in model_a.parameters()])
@@ -309,7 +303,6 @@ def weight_cosine(model_a: nn.Module, model_b: nn.Module) -> float:
 
 def match_eigenvalues(found, reference) -> float:
     "Largest |found - reference| under the best one-to-one pairing (equal lengths, brute force over permutations)."
-    import itertools
     f = np.asarray(found, dtype=complex); r = np.asarray(reference, dtype=complex)
     if len(f) != len(r) or len(f) > 8: raise ValueError(f"found and reference: expected equal lengths <= 8, got {len(f)} and {len(r)}")
     return float(min(np.abs(f[list(p)] - r).max() for p in itertools.permutations(range(len(f)))))
@@ -318,46 +311,48 @@ def match_eigenvalues(found, reference) -> float:
 def markov_analysis(models: dict, inputs: torch.Tensor, targets: torch.Tensor, stay: float = 0.75, energy: float = 0.999) -> tuple[dict, dict]:
     "ACE on trained Markov models {seed: model} over test data: per-seed core, accuracies and dynamics, per-pair alignment; (summary, details)."
     if not isinstance(models, dict) or not models: raise ValueError(f"models: expected a non-empty dict {{seed: model}}, got {type(models).__name__}")
-    seeds = list(models)
     P = cyclic_chain(4, stay)
-    optimal = float(P.max(1)[inputs.numpy()].mean())            # Bayes accuracy: sum_x freq(x) max_y P[x, y]
-    chance = float(np.bincount(targets.numpy().ravel(), minlength=4).max() / targets.numel())
     true_ev = np.linalg.eigvals(P); true_ev = true_ev[np.argsort(-np.abs(true_ev), kind="stable")]
-    nontrivial = true_ev[np.abs(true_ev - 1) > 1e-9]
-    out = {"seeds": {}, "pairs": {}, "optimal": optimal, "chance": chance, "oracle_r2": oracle_r2(P),
+    out = {"seeds": {}, "pairs": {}, "optimal": float(P.max(1)[inputs.numpy()].mean()),     # Bayes accuracy: sum_x freq(x) max_y P[x, y]
+           "chance": float(np.bincount(targets.numpy().ravel(), minlength=4).max() / targets.numel()), "oracle_r2": oracle_r2(P),
            "true_eigenvalues": [[float(e.real), float(e.imag)] for e in true_ev]}
     details = {"models": dict(models), "cores": {}, "activations": {}, "inputs": inputs, "targets": targets}
     for s, model in models.items():
-        core, H = extract_core(model, inputs, MARKOV_LAYER, energy=energy)
-        hooks = core_interventions(core.basis)
-        acc = {"full": next_token_accuracy(model, inputs, targets),
-               "core_only": next_token_accuracy(model, inputs, targets, {MARKOV_LAYER: hooks["keep"]}),
-               "core_removed": next_token_accuracy(model, inputs, targets, {MARKOV_LAYER: hooks["remove"]})}
-        dyn = fit_linear_dynamics(H.double().numpy() @ core.basis)
-        out["seeds"][str(s)] = {"rank": core.rank, "accuracies": acc,
-                                "eigenvalues": [[float(e.real), float(e.imag)] for e in dyn.eigenvalues],
-                                "r2": dyn.r2, "oracle_r2": out["oracle_r2"], "r2_over_oracle": dyn.r2 / out["oracle_r2"],
-                                "weights": core.weights[:8].tolist(),
-                                "eigenvalue_error": match_eigenvalues(dyn.eigenvalues, nontrivial) if core.rank == len(nontrivial) else None}
-        details["cores"][s], details["activations"][s] = core, H
-    k = len(seeds); names = ["weight_cosine", "projector_overlap", "cca_mean"]
-    mats = {n: np.eye(k).tolist() for n in names}
-    for i in range(k):
-        for j in range(i + 1, k):
-            a, b = seeds[i], seeds[j]
-            Ua, Ub = details["cores"][a].basis, details["cores"][b].basis
-            Za = details["activations"][a].reshape(-1, Ua.shape[0]).double().numpy() @ Ua
-            Zb = details["activations"][b].reshape(-1, Ub.shape[0]).double().numpy() @ Ub
-            c = cca(Za, Zb, k=min(3, Ua.shape[1], Ub.shape[1]))
-            pair = {"projector_overlap": projector_overlap(Ua, Ub),
-                    "principal_angles": np.degrees(principal_angles(Ua, Ub))[:3].tolist(),
-                    "cca": c.tolist(), "weight_cosine": weight_cosine(models[a], models[b])}
-            out["pairs"][f"{a}-{b}"] = pair
-            for n, v in zip(names, (pair["weight_cosine"], pair["projector_overlap"], float(np.mean(c)))):
-                mats[n][i][j] = mats[n][j][i] = v
+        out["seeds"][str(s)], details["cores"][s], details["activations"][s] = _seed_summary(
+            model, inputs, targets, energy, true_ev[np.abs(true_ev - 1) > 1e-9], out["oracle_r2"])
+    seeds = list(models); names = ("weight_cosine", "projector_overlap", "cca_mean")
+    mats = {n: np.eye(len(seeds)).tolist() for n in names}
+    for i, j in itertools.combinations(range(len(seeds)), 2):
+        a, b = seeds[i], seeds[j]
+        pair = out["pairs"][f"{a}-{b}"] = _pair_summary(models[a], models[b], details["cores"][a], details["cores"][b],
+                                                        details["activations"][a], details["activations"][b])
+        for n, v in zip(names, (pair["weight_cosine"], pair["projector_overlap"], float(np.mean(pair["cca"])))): mats[n][i][j] = mats[n][j][i] = v
     out["matrices"] = mats
     return out, details
 
+# %% ../nbs/03_ace.ipynb #9fe8f770
+def _seed_summary(model: nn.Module, inputs, targets, energy: float, nontrivial: np.ndarray, oracle: float) -> tuple[dict, Core, torch.Tensor]:
+    "ACE on one Markov model: its core, full / core-only / core-removed accuracy, and the dynamics fitted in core coordinates."
+    core, H = extract_core(model, inputs, MARKOV_LAYER, energy=energy)
+    hooks = core_interventions(core.basis)
+    acc = {"full": next_token_accuracy(model, inputs, targets),
+           "core_only": next_token_accuracy(model, inputs, targets, {MARKOV_LAYER: hooks["keep"]}),
+           "core_removed": next_token_accuracy(model, inputs, targets, {MARKOV_LAYER: hooks["remove"]})}
+    dyn = fit_linear_dynamics(H.double().numpy() @ core.basis)
+    summary = {"rank": core.rank, "accuracies": acc, "eigenvalues": [[float(e.real), float(e.imag)] for e in dyn.eigenvalues],
+               "r2": dyn.r2, "oracle_r2": oracle, "r2_over_oracle": dyn.r2 / oracle, "weights": core.weights[:8].tolist(),
+               "eigenvalue_error": match_eigenvalues(dyn.eigenvalues, nontrivial) if core.rank == len(nontrivial) else None}
+    return summary, core, H
+
+def _pair_summary(model_a: nn.Module, model_b: nn.Module, core_a: Core, core_b: Core, H_a: torch.Tensor, H_b: torch.Tensor) -> dict:
+    "Two seeds' cores compared: projector overlap, principal angles (deg), top-3 CCA of the core coordinates, weight cosine."
+    Za = H_a.reshape(-1, H_a.shape[-1]).double().numpy() @ core_a.basis
+    Zb = H_b.reshape(-1, H_b.shape[-1]).double().numpy() @ core_b.basis
+    return {"projector_overlap": subspace_overlap(core_a.basis.T, core_b.basis.T),
+            "principal_angles": np.degrees(principal_angles(core_a.basis, core_b.basis))[:3].tolist(),
+            "cca": cca(Za, Zb, k=min(3, core_a.rank, core_b.rank)).tolist(), "weight_cosine": weight_cosine(model_a, model_b)}
+
+# %% ../nbs/03_ace.ipynb #92e96f19
 def markov_experiment(seeds: Sequence[int] = (0, 100, 200), epochs: int = 40, n_train: int = 3000, n_test: int = 3000,
                       length: int = 32, stay: float = 0.75, energy: float = 0.999, train_seed: int = 0, test_seed: int = 999,
                       progress: bool = False) -> tuple[dict, dict]:
@@ -375,7 +370,6 @@ def markov_experiment(seeds: Sequence[int] = (0, 100, 200), epochs: int = 40, n_
     out["settings"] = dict(epochs=epochs, n_train=n_train, n_test=n_test, length=length, stay=stay, energy=energy,
                            train_seed=train_seed, test_seed=test_seed)
     return out, details
-
 
 # %% ../nbs/03_ace.ipynb #d2b5a423
 def plot_markov(summary: dict, path=None):

@@ -14,16 +14,8 @@ __all__ = ['GHMM', 'mess3', 'bloch_walk', 'rrxor', 'zero_one_random', 'markov_ch
 _ATOL = 1e-9  # tolerance for the eigenvalue-1 and stochasticity checks (float64 eigensolvers reach ~1e-14)
 _ZERO_PROB = 1e-14  # a conditional probability below this is "zero" (rounding noise in GHMM arithmetic)
 
-def _as_float_array(value, name: str, ndim: int | None = None) -> np.ndarray:
-    "`value` as a finite float64 array, or a `ValueError`/`TypeError` naming `name`."
-    try: arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as e: raise TypeError(f"{name}: expected an array of real numbers ({e})") from None
-    if ndim is not None and arr.ndim != ndim: raise ValueError(f"{name}: expected a {ndim}-d array, got shape {arr.shape}")
-    if not np.isfinite(arr).all(): raise ValueError(f"{name}: contains NaN or infinite entries")
-    return arr
-
 def _principal_eigenvector(matrix: np.ndarray, side: str) -> np.ndarray:
-    "The real eigenvector of `matrix` (right, or left when `side='left'`) for the eigenvalue closest to 1."
+    "The real eigenvector of `matrix` (right, or left when `side='left'`) for eigenvalue 1, scaled to sum to 1."
     vals, vecs = np.linalg.eig(matrix.T if side == "left" else matrix)
     i = int(np.argmin(np.abs(vals - 1)))
     if abs(vals[i] - 1) > 1e-8:
@@ -31,61 +23,96 @@ def _principal_eigenvector(matrix: np.ndarray, side: str) -> np.ndarray:
     if np.sum(np.abs(vals - 1) < 1e-8) > 1:
         raise ValueError("transition_matrices: eigenvalue 1 of the net matrix is degenerate; "
                          "the process is not ergodic and has no unique stationary state")
-    return vecs[:, i].real
+    v = vecs[:, i].real
+    if abs(v.sum()) < 1e-12: raise ValueError(f"transition_matrices: the {side} eigenvector for eigenvalue 1 sums to zero")
+    return v / v.sum()
 
 # %% ../nbs/00_ghmm.ipynb #ca62c9a0
 class GHMM:
     "A generalized hidden Markov model: `T[x][i, j]` = weight of moving from state `i` to `j` emitting token `x`."
     def __init__(self, transition_matrices, initial_state=None, check_depth: int = 6):
-        T = _as_float_array(transition_matrices, "transition_matrices", ndim=3)
-        V, S, S2 = T.shape
-        if V < 1 or S < 1 or S != S2:
-            raise ValueError(f"transition_matrices: expected shape (vocab_size, num_states, num_states), got {T.shape}")
+        T = self._check_matrices(transition_matrices)       # read-only float64 (V, S, S); the checks come below
+        V, S, _ = T.shape
         net = T.sum(0)
-        radius = np.abs(np.linalg.eigvals(net)).max()
-        if abs(radius - 1) > 1e-8:
-            raise ValueError(f"transition_matrices: the net matrix sum_x T[x] must have spectral radius 1, got {radius:.10g}")
-        self.is_hmm = bool((T >= 0).all() and np.allclose(net.sum(1), 1, atol=_ATOL, rtol=0))
-        w = np.ones(S) if self.is_hmm else _principal_eigenvector(net, "right")
-        if abs(w.sum()) < 1e-12: raise ValueError("transition_matrices: the normalizing eigenvector sums to zero")
-        self.normalizing_eigenvector = w * (S / w.sum())
-        pi = _principal_eigenvector(net, "left")
-        if abs(pi.sum()) < 1e-12: raise ValueError("transition_matrices: the stationary eigenvector sums to zero")
-        self.stationary_distribution = pi / pi.sum()
         self.transition_matrices = T
-        T.setflags(write=False)
-        # emission[x] = T[x] w, so that P(x | eta) = eta @ emission[x]; stacked[:, x*S:(x+1)*S] = T[x]
-        self._emission = T @ self.normalizing_eigenvector            # (V, S)
-        self._stacked = T.transpose(1, 0, 2).reshape(S, V * S)        # (S, V*S)
+        self.is_hmm = bool((T >= 0).all() and np.allclose(net.sum(1), 1, atol=_ATOL, rtol=0))
+        w = np.ones(S) if self.is_hmm else _principal_eigenvector(net, "right")   # T w = w
+        self.normalizing_eigenvector = w * (S / w.sum())                          # sum_i w_i = S
+        self.stationary_distribution = _principal_eigenvector(net, "left")       # pi T = pi, sum_i pi_i = 1
+        self._emission = T @ self.normalizing_eigenvector      # (V, S): P(x | eta) = eta @ emission[x] when eta w = 1
+        self._stacked = T.transpose(1, 0, 2).reshape(S, V * S)  # (S, V*S): T[x] in columns x*S .. (x+1)*S - 1
         if initial_state is None: initial_state = self.stationary_distribution
-        self.initial_state = self._normalize_state(initial_state, "initial_state")
-        if not self.is_hmm: self._check_reachable_probabilities(check_depth)
+        self.initial_state = self._normalize_state(initial_state, "initial_state")   # eta_0 w = 1
+        if not self.is_hmm: self._check_reachable_probabilities(_check_int(check_depth, "check_depth"))
 
     @property
     def vocab_size(self) -> int: return self.transition_matrices.shape[0]
     @property
     def num_states(self) -> int: return self.transition_matrices.shape[1]
 
-    def __repr__(self):
-        kind = "HMM" if self.is_hmm else "GHMM"
-        return f"{kind}(vocab_size={self.vocab_size}, num_states={self.num_states})"
+    def __repr__(self): return f"{'HMM' if self.is_hmm else 'GHMM'}(vocab_size={self.vocab_size}, num_states={self.num_states})"
 
-    def _normalize_state(self, state, name: str) -> np.ndarray:
-        eta = _as_float_array(state, name, ndim=1)
-        if eta.shape != (self.num_states,): raise ValueError(f"{name}: expected shape ({self.num_states},), got {eta.shape}")
-        if self.is_hmm and (eta < 0).any(): raise ValueError(f"{name}: an HMM state must be non-negative")
-        norm = eta @ self.normalizing_eigenvector
-        if abs(norm) < 1e-12: raise ValueError(f"{name}: has zero overlap with the normalizing eigenvector (eta @ w = 0)")
-        return eta / norm
+# %% ../nbs/00_ghmm.ipynb #4521679f
+def _check_int(value, name: str, minimum: int = 0) -> int:
+    "`value` as an `int`: a `TypeError` naming `name` unless it is an int (not a bool), a `ValueError` if below `minimum`."
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
+    if value < minimum: raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return int(value)
 
-    def _check_reachable_probabilities(self, depth: int):
-        "Raise unless every belief reachable in `depth` steps gives non-negative next-token probabilities."
-        for d, (beliefs, _) in enumerate(self._msp_levels(depth + 1, check=False, max_beliefs=100_000, stop_at_limit=True)):
-            raw = beliefs @ self._emission.T
-            if (raw < -1e-9).any():
-                k, x = np.argwhere(raw < -1e-9)[0]
-                raise ValueError(f"transition_matrices: not a valid process: token {x} has probability {raw[k, x]:.3g} "
-                                 f"< 0 at a belief reachable in {d} steps")
+def _as_float_array(value, name: str, ndim: int | None = None) -> np.ndarray:
+    "`value` (array-like or torch tensor) as a finite float64 array with `ndim` dimensions, or an error naming `name`."
+    if hasattr(value, "detach"): value = value.detach().cpu().double().numpy()   # a torch tensor (torch is not imported here)
+    try: arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as e: raise TypeError(f"{name}: expected an array of real numbers ({e})") from None
+    if ndim is not None and arr.ndim != ndim: raise ValueError(f"{name}: expected a {ndim}-d array, got shape {arr.shape}")
+    if not np.isfinite(arr).all(): raise ValueError(f"{name}: contains NaN or infinite entries")
+    return arr
+
+def _as_matrix(value, name: str, *, flatten: bool = False) -> np.ndarray:
+    """`value` as a finite float64 (N, D) array with N, D >= 1 (torch tensors accepted), or an error naming `name`.
+    With `flatten`, an array (..., D) of 2 or more dimensions is first reshaped to (N, D) (e.g. activations (batch, position, D))."""
+    arr = _as_float_array(value, name)
+    if flatten and arr.ndim >= 2: arr = arr.reshape(-1, arr.shape[-1]) if arr.size else arr.reshape(0, arr.shape[-1])
+    if arr.ndim != 2:
+        expected = "shape (..., D) with at least 2 dimensions" if flatten else "a 2-d array (rows, columns)"
+        raise ValueError(f"{name}: expected {expected}, got shape {arr.shape}")
+    if arr.shape[0] < 1 or arr.shape[1] < 1: raise ValueError(f"{name}: expected at least one row and one column, got shape {arr.shape}")
+    return arr
+
+# %% ../nbs/00_ghmm.ipynb #0e5ffdaa
+def _check_matrices(transition_matrices) -> np.ndarray:
+    "The stack as a read-only float64 (V, S, S) array whose net matrix has spectral radius 1, or a `ValueError`."
+    T = _as_float_array(transition_matrices, "transition_matrices", ndim=3)
+    if T.shape[0] < 1 or T.shape[1] < 1 or T.shape[1] != T.shape[2]:
+        raise ValueError(f"transition_matrices: expected shape (vocab_size, num_states, num_states), got {T.shape}")
+    radius = np.abs(np.linalg.eigvals(T.sum(0))).max()
+    if abs(radius - 1) > 1e-8:
+        raise ValueError(f"transition_matrices: the net matrix sum_x T[x] must have spectral radius 1, got {radius:.10g}")
+    if isinstance(transition_matrices, np.ndarray) and np.shares_memory(T, transition_matrices): T = T.copy()
+    T.setflags(write=False)
+    return T
+GHMM._check_matrices = staticmethod(_check_matrices)
+
+def _normalize_state(self: GHMM, state, name: str) -> np.ndarray:
+    "`state` (S,) divided by `state @ w`, or a `ValueError` naming `name`."
+    eta = _as_float_array(state, name, ndim=1)
+    if eta.shape != (self.num_states,): raise ValueError(f"{name}: expected shape ({self.num_states},), got {eta.shape}")
+    if self.is_hmm and (eta < 0).any(): raise ValueError(f"{name}: an HMM state must be non-negative")
+    norm = eta @ self.normalizing_eigenvector
+    if abs(norm) < 1e-12: raise ValueError(f"{name}: has zero overlap with the normalizing eigenvector (eta @ w = 0)")
+    return eta / norm
+GHMM._normalize_state = _normalize_state
+
+def _check_reachable_probabilities(self: GHMM, depth: int):
+    "Raise unless every belief reachable in `depth` steps gives non-negative next-token probabilities."
+    for d, (beliefs, _) in enumerate(self._msp_levels(depth + 1, max_beliefs=100_000, stop_at_limit=True)):
+        raw = beliefs @ self._emission.T
+        if (raw < -1e-9).any():
+            k, x = np.argwhere(raw < -1e-9)[0]
+            raise ValueError(f"transition_matrices: not a valid process: token {x} has probability {raw[k, x]:.3g} "
+                             f"< 0 at a belief reachable in {d} steps")
+GHMM._check_reachable_probabilities = _check_reachable_probabilities
 
 # %% ../nbs/00_ghmm.ipynb #c9d403bd
 def _next_token_probs(self: GHMM, eta) -> np.ndarray:
@@ -99,19 +126,23 @@ def _next_token_probs(self: GHMM, eta) -> np.ndarray:
     return np.clip(raw / norm[..., None], 0, None)
 GHMM.next_token_probs = _next_token_probs
 
+def _renormalize(unnormalized: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The update's division: rows eta T (..., S) -> (eta T / (eta T w), eta T w), the new beliefs and the probability of
+    the step. Rows of probability <= `_ZERO_PROB` are returned undivided: the callers refuse or drop them."""
+    prob = unnormalized @ w
+    return unnormalized / np.where(prob > _ZERO_PROB, prob, 1.0)[..., None], prob
+
+_GATHER_MAX = 2**24   # gather each row's own operator while the gathered (n, S, S) stack stays below 128 MB
+
 def _update(self: GHMM, eta: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     "Beliefs after emitting tokens `x` (n,) from beliefs `eta` (n, S), and the probabilities P(x | eta)."
-    n, S, V = len(x), self.num_states, self.vocab_size
-    if V * S <= 4096:  # one matrix product for all tokens, then pick each row's block
-        unnormalized = (eta @ self._stacked).reshape(n, V, S)[np.arange(n), x]
-    else:              # large vocabularies: one product per distinct token
-        unnormalized = np.empty_like(eta)
-        for token in np.unique(x):
-            rows = x == token
-            unnormalized[rows] = eta[rows] @ self.transition_matrices[token]
-    prob = unnormalized @ self.normalizing_eigenvector
-    safe = np.where(prob > _ZERO_PROB, prob, 1.0)
-    return unnormalized / safe[:, None], prob
+    n, S = len(x), self.num_states
+    if n * S * S <= _GATHER_MAX:   # every row times its own T[x]: one batched product
+        unnormalized = np.einsum("ns,nst->nt", eta, self.transition_matrices[x])
+    else:                          # large S: one matrix product per distinct token
+        unnormalized = np.empty((n, S))
+        for token in np.unique(x): unnormalized[x == token] = eta[x == token] @ self.transition_matrices[token]
+    return _renormalize(unnormalized, self.normalizing_eigenvector)
 GHMM._update = _update
 
 # %% ../nbs/00_ghmm.ipynb #7a214e9a
@@ -129,6 +160,13 @@ def _check_tokens(self: GHMM, tokens) -> tuple[np.ndarray, bool]:
     return arr, single
 GHMM._check_tokens = _check_tokens
 
+def _refuse_zero_probability(prob: np.ndarray, t: int, tokens: np.ndarray, where: str = ""):
+    "A `ValueError` naming the first sequence whose token `tokens[i]` at position `t` has probability zero (if any has)."
+    bad = prob <= _ZERO_PROB
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"tokens: sequence {i} has probability zero{where} at position {t} (token {tokens[i]})")
+
 def _filter(self: GHMM, tokens, keep_beliefs: bool = True):
     "Run the belief recursion over `tokens`: (beliefs (n, L, S) or None, log-probabilities (n, L), single)."
     arr, single = self._check_tokens(tokens)
@@ -138,14 +176,13 @@ def _filter(self: GHMM, tokens, keep_beliefs: bool = True):
     eta = np.broadcast_to(self.initial_state, (n, self.num_states))
     for t in range(L):
         eta, prob = self._update(eta, arr[:, t])
-        if (prob <= _ZERO_PROB).any():
-            i = int(np.argmax(prob <= _ZERO_PROB))
-            raise ValueError(f"tokens: sequence {i} has probability zero at position {t} (token {arr[i, t]})")
+        _refuse_zero_probability(prob, t, arr[:, t])
         log_probs[:, t] = np.log(prob)
         if keep_beliefs: beliefs[:, t] = eta
     return beliefs, log_probs, single
 GHMM._filter = _filter
 
+# %% ../nbs/00_ghmm.ipynb #ea23b593
 def _predictive_vectors(self: GHMM, tokens) -> np.ndarray:
     "Float64 (n, L, S): entry t is the predictive vector after reading `tokens[:, :t+1]` (1-d input gives (L, S))."
     beliefs, _, single = self._filter(tokens)
@@ -160,11 +197,8 @@ def _log_prob(self: GHMM, tokens) -> np.ndarray:
 GHMM.log_prob = _log_prob
 
 # %% ../nbs/00_ghmm.ipynb #d9e79ed9
-def _msp_levels(self: GHMM, depth: int, check: bool = True, decimals: int = 10, max_beliefs: int = 5_000_000,
-                stop_at_limit: bool = False):
+def _msp_levels(self: GHMM, depth: int, decimals: int = 10, max_beliefs: int = 5_000_000, stop_at_limit: bool = False):
     "Yield (beliefs (K, S), probabilities (K,)) of MSP levels 0..depth-1 (level d = after d tokens)."
-    if check and (not isinstance(depth, (int, np.integer)) or depth < 0):
-        raise ValueError(f"depth: expected a non-negative integer, got {depth!r}")
     V, S = self.vocab_size, self.num_states
     beliefs, probs = self.initial_state[None].copy(), np.ones(1)
     for d in range(depth):
@@ -173,11 +207,9 @@ def _msp_levels(self: GHMM, depth: int, check: bool = True, decimals: int = 10, 
         if len(beliefs) * V > max_beliefs:
             if stop_at_limit: return
             raise ValueError(f"depth: level {d + 1} would hold {len(beliefs) * V} beliefs (> max_beliefs={max_beliefs})")
-        unnormalized = (beliefs @ self._stacked).reshape(-1, V, S)             # (K, V, S)
-        step = unnormalized @ self.normalizing_eigenvector                       # (K, V) = P(x | belief)
-        keep = step > _ZERO_PROB
-        child = unnormalized[keep] / step[keep][:, None]
-        child_probs = (probs[:, None] * step)[keep]
+        child, step = _renormalize((beliefs @ self._stacked).reshape(-1, S), self.normalizing_eigenvector)  # row k*V + x
+        keep = step > _ZERO_PROB                                                # words of probability zero are dropped
+        child, child_probs = child[keep], (np.repeat(probs, V) * step)[keep]
         keys, inverse = np.unique(np.round(child, decimals), axis=0, return_inverse=True)
         inverse = inverse.ravel()
         merged = np.zeros((len(keys), S)); np.add.at(merged, inverse, child)
@@ -236,6 +268,7 @@ def zero_one_random(p: float = 0.5) -> GHMM:
     T[0, 2, 0], T[1, 2, 0] = 1 - p, p
     return GHMM(T)
 
+# %% ../nbs/00_ghmm.ipynb #732bdb6c
 def markov_chain(transition_matrix) -> GHMM:
     "A Markov chain as an HMM whose emitted token is the next state: T[x][i, j] = P[i, j] if j == x else 0."
     P = _as_float_array(transition_matrix, "transition_matrix", ndim=2)
@@ -249,8 +282,7 @@ def markov_chain(transition_matrix) -> GHMM:
 
 def random_hmm(num_states: int, vocab_size: int, seed: int = 0, concentration: float = 1.0) -> GHMM:
     "A random HMM: each state's joint law of (token, next state) ~ Dirichlet(`concentration`), seeded."
-    for name, v in (("num_states", num_states), ("vocab_size", vocab_size)):
-        if not isinstance(v, (int, np.integer)) or v < 1: raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+    num_states, vocab_size = _check_int(num_states, "num_states", 1), _check_int(vocab_size, "vocab_size", 1)
     if not concentration > 0: raise ValueError(f"concentration: expected a positive number, got {concentration!r}")
     rng = np.random.default_rng(seed)
     rows = rng.dirichlet(np.full(vocab_size * num_states, concentration), size=num_states)  # (S, V*S)
@@ -259,8 +291,7 @@ def random_hmm(num_states: int, vocab_size: int, seed: int = 0, concentration: f
 # %% ../nbs/00_ghmm.ipynb #991f36d4
 def _sample(self: GHMM, n: int, length: int, seed: int | None = 0, return_beliefs: bool = False):
     "`n` sequences of `length` tokens, int64 (n, length); with `return_beliefs`, also their predictive vectors (n, length, S)."
-    for name, v in (("n", n), ("length", length)):
-        if not isinstance(v, (int, np.integer)) or v < 0: raise ValueError(f"{name}: expected a non-negative integer, got {v!r}")
+    n, length = _check_int(n, "n"), _check_int(length, "length")
     rng = np.random.default_rng(seed)
     tokens = np.empty((n, length), dtype=np.int64)
     beliefs = np.empty((n, length, self.num_states)) if return_beliefs else None
@@ -278,8 +309,7 @@ GHMM.sample = _sample
 # %% ../nbs/00_ghmm.ipynb #2cf56c73
 def _mixed_state_presentation(self: GHMM, depth: int, decimals: int = 10):
     "Beliefs (K, S) after exactly `depth` tokens and their probabilities (K,), duplicate beliefs merged."
-    if not isinstance(depth, (int, np.integer)) or depth < 0: raise ValueError(f"depth: expected a non-negative integer, got {depth!r}")
-    *_, last = self._msp_levels(depth + 1, decimals=decimals)
+    *_, last = self._msp_levels(_check_int(depth, "depth") + 1, decimals=decimals)
     return last
 GHMM.mixed_state_presentation = _mixed_state_presentation
 
@@ -298,13 +328,14 @@ def _entropy(p: np.ndarray) -> np.ndarray:
 
 def _optimal_loss(self: GHMM, length: int) -> np.ndarray:
     "Bayes-optimal expected cross-entropy (nats) at positions 0..length-1: entry t = H(X_{t+1} | X_{1:t}), exact."
-    if not isinstance(length, (int, np.integer)) or length < 1: raise ValueError(f"length: expected a positive integer, got {length!r}")
-    return np.array([probs @ _entropy(self.next_token_probs(beliefs)) for beliefs, probs in self._msp_levels(length)])
+    levels = self._msp_levels(_check_int(length, "length", 1))
+    return np.array([probs @ _entropy(self.next_token_probs(beliefs)) for beliefs, probs in levels])
 GHMM.optimal_loss = _optimal_loss
 
 def _entropy_rate(self: GHMM, n: int = 200, length: int = 5000, burn_in: int = 100, seed: int = 0) -> tuple[float, float]:
     "Monte Carlo entropy rate (nats/token) and its standard error, from `n` sequences after `burn_in` tokens."
-    if not (isinstance(burn_in, (int, np.integer)) and 0 <= burn_in < length): raise ValueError(f"burn_in: expected 0 <= burn_in < length, got {burn_in!r}")
+    n, length, burn_in = _check_int(n, "n", 1), _check_int(length, "length", 1), _check_int(burn_in, "burn_in")
+    if burn_in >= length: raise ValueError(f"burn_in: expected burn_in < length = {length}, got {burn_in}")
     _, log_probs, _ = self._filter(self.sample(n, length, seed=seed), keep_beliefs=False)
     per_sequence = -log_probs[:, burn_in:].mean(1)
     return float(per_sequence.mean()), float(per_sequence.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")

@@ -9,11 +9,13 @@ from dataclasses import dataclass, asdict
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from .ghmm import _check_int   # chapter 00's shared validator: TypeError for non-ints, ValueError below `minimum`
 
 # %% auto #0
 __all__ = ['HookPoint', 'TransformerConfig', 'markov_transformer_config', 'LayerNorm', 'Attention', 'MLP', 'TransformerBlock',
-           'Embed', 'PosEmbed', 'Unembed', 'load_encoder_layer', 'Transformer', 'RNNConfig', 'RecurrentLayer',
-           'RecurrentModel', 'config_from_dict', 'model_from_config', 'count_parameters', 'generate']
+           'Embed', 'PosEmbed', 'Unembed', 'Transformer', 'reference_layer_norm', 'reference_forward',
+           'load_encoder_layer', 'RNNConfig', 'RecurrentLayer', 'RecurrentModel', 'config_from_dict',
+           'model_from_config', 'count_parameters', 'generate']
 
 # %% ../nbs/02a_models.ipynb #2d95fd9d
 class HookPoint(nn.Identity):
@@ -21,10 +23,6 @@ class HookPoint(nn.Identity):
 
 def _check_choice(value, name: str, choices: tuple) -> None:
     if value not in choices: raise ValueError(f"{name}: expected one of {choices}, got {value!r}")
-
-def _check_int(value, name: str, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int): raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < minimum: raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
 
 # %% ../nbs/02a_models.ipynb #6ec66445
 @dataclass
@@ -47,7 +45,7 @@ class TransformerConfig:
     init: str = "gpt2"      # "gpt2" (TransformerLens N(0, r^2)) | "torch" (PyTorch's own nn.TransformerEncoderLayer / Embedding / Linear defaults)
 
     def __post_init__(self):
-        for f in ("vocab_size", "n_ctx", "d_model", "n_layers", "n_heads", "d_head", "d_mlp"): _check_int(getattr(self, f), f)
+        for f in ("vocab_size", "n_ctx", "d_model", "n_layers", "n_heads", "d_head", "d_mlp"): _check_int(getattr(self, f), f, minimum=1)
         _check_int(self.seed, "seed", minimum=0)
         _check_choice(self.act, "act", ("relu", "gelu"))
         _check_choice(self.norm, "norm", ("pre", "post"))
@@ -76,6 +74,7 @@ class LayerNorm(nn.Module):
         self.hook_normalized = HookPoint()
     def forward(self, x): return self.hook_normalized(F.layer_norm(x, x.shape[-1:], self.w, self.b, self.eps))
 
+# %% ../nbs/02a_models.ipynb #ff39ff77
 class Attention(nn.Module):
     "Causal multi-head self-attention with TransformerLens-shaped weights `W_Q/W_K/W_V` (H, d, d_head), `W_O` (H, d_head, d)."
     def __init__(self, cfg: TransformerConfig):
@@ -106,6 +105,7 @@ class Attention(nn.Module):
             z = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
         return z.transpose(1, 2).reshape(B, P, H * dh) @ self.W_O.reshape(H * dh, d) + self.b_O
 
+# %% ../nbs/02a_models.ipynb #00f16921
 class MLP(nn.Module):
     "Two-layer MLP `W_out act(W_in x + b_in) + b_out` with a `hook_post` point on the hidden activation."
     def __init__(self, cfg: TransformerConfig):
@@ -136,16 +136,6 @@ class TransformerBlock(nn.Module):
         return self.hook_resid_post(self.ln2(x + self.hook_mlp_out(drop(self.mlp(x)))))
 
 # %% ../nbs/02a_models.ipynb #d5f3cced
-def _check_tokens(tokens, vocab_size: int, max_len: int | None, name: str = "tokens") -> torch.Tensor:
-    "Validate a (batch, pos) int64 token tensor (value range checked on CPU tensors only, to avoid a GPU sync)."
-    if not isinstance(tokens, torch.Tensor): raise TypeError(f"{name}: expected a torch.Tensor of int64, got {type(tokens).__name__}")
-    if tokens.dtype not in (torch.int64, torch.int32): raise TypeError(f"{name}: expected an integer (int64) tensor, got {tokens.dtype}")
-    if tokens.ndim != 2: raise ValueError(f"{name}: expected shape (batch, pos), got {tuple(tokens.shape)}")
-    if max_len is not None and tokens.shape[1] > max_len: raise ValueError(f"{name}: {tokens.shape[1]} positions exceed the model's n_ctx={max_len}")
-    if tokens.device.type == "cpu" and tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab_size):
-        raise ValueError(f"{name}: token ids must lie in [0, {vocab_size}), got range [{int(tokens.min())}, {int(tokens.max())}]")
-    return tokens.long()
-
 class Embed(nn.Module):
     "Token embedding `W_E` (vocab, d)."
     def __init__(self, vocab: int, d: int): super().__init__(); self.W_E = nn.Parameter(torch.empty(vocab, d))
@@ -162,33 +152,7 @@ class Unembed(nn.Module):
         super().__init__(); self.W_U, self.b_U = nn.Parameter(torch.empty(d, vocab)), nn.Parameter(torch.zeros(vocab))
     def forward(self, x): return x @ self.W_U + self.b_U
 
-@torch.no_grad()
-def load_encoder_layer(block: "TransformerBlock", layer: nn.TransformerEncoderLayer) -> None:
-    "Copy the weights of a PyTorch `nn.TransformerEncoderLayer` into our `block` (same d, heads and FFN width)."
-    a, d = block.attn, block.attn.W_O.shape[-1]
-    H, dh = a.W_Q.shape[0], a.W_Q.shape[2]
-    q, k, v = layer.self_attn.in_proj_weight.view(3, H, dh, d).transpose(-1, -2)   # PyTorch applies x W^T
-    bq, bk, bv = layer.self_attn.in_proj_bias.view(3, H, dh)
-    for ours, theirs in ((a.W_Q, q), (a.W_K, k), (a.W_V, v), (a.b_Q, bq), (a.b_K, bk), (a.b_V, bv)): ours.copy_(theirs)
-    a.W_O.copy_(layer.self_attn.out_proj.weight.T.reshape(H, dh, d)); a.b_O.copy_(layer.self_attn.out_proj.bias)
-    block.mlp.W_in.copy_(layer.linear1.weight.T); block.mlp.b_in.copy_(layer.linear1.bias)
-    block.mlp.W_out.copy_(layer.linear2.weight.T); block.mlp.b_out.copy_(layer.linear2.bias)
-    for ours, theirs in ((block.ln1, layer.norm1), (block.ln2, layer.norm2)): ours.w.copy_(theirs.weight); ours.b.copy_(theirs.bias)
-
-@torch.no_grad()
-def _torch_default_init(model: "Transformer") -> None:
-    "PyTorch's own initial weights, drawn from `config.seed` in module order without touching the global RNG."
-    cfg = model.config
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        model.embed.W_E.copy_(nn.Embedding(cfg.vocab_size, cfg.d_model).weight)
-        model.pos_embed.W_pos.copy_(nn.Embedding(cfg.n_ctx, cfg.d_model).weight)
-        for block in model.blocks:
-            load_encoder_layer(block, nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, cfg.d_mlp, cfg.dropout, batch_first=True))
-        head = nn.Linear(cfg.d_model, cfg.vocab_size)
-        model.unembed.W_U.copy_(head.weight.T); model.unembed.b_U.copy_(head.bias)
-    if model.ln_final is not None: model.ln_final.w.fill_(1.0); model.ln_final.b.zero_()
-
+# %% ../nbs/02a_models.ipynb #b05e5308
 class Transformer(nn.Module):
     "GPT-2-style decoder-only transformer; `forward(tokens (B, P) int64) -> logits (B, P, vocab)`."
     def __init__(self, config: TransformerConfig | dict):
@@ -224,6 +188,74 @@ class Transformer(nn.Module):
         if self.ln_final is not None: x = self.ln_final(x)
         return self.unembed(x)
 
+# %% ../nbs/02a_models.ipynb #f56d5780
+def _check_tokens(tokens, vocab_size: int | None, max_len: int | None, name: str = "tokens") -> torch.Tensor:
+    "Validate a (batch, pos) int64 token tensor (value range checked on CPU tensors only, to avoid a GPU sync)."
+    if not isinstance(tokens, torch.Tensor): raise TypeError(f"{name}: expected a torch.Tensor of int64, got {type(tokens).__name__}")
+    if tokens.dtype not in (torch.int64, torch.int32): raise TypeError(f"{name}: expected an integer (int64) tensor, got {tokens.dtype}")
+    if tokens.ndim != 2: raise ValueError(f"{name}: expected shape (batch, pos), got {tuple(tokens.shape)}")
+    if max_len is not None and tokens.shape[1] > max_len: raise ValueError(f"{name}: {tokens.shape[1]} positions exceed the model's n_ctx={max_len}")
+    if vocab_size is not None and tokens.device.type == "cpu" and tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab_size):
+        raise ValueError(f"{name}: token ids must lie in [0, {vocab_size}), got range [{int(tokens.min())}, {int(tokens.max())}]")
+    return tokens.long()
+
+# %% ../nbs/02a_models.ipynb #2cec6503
+def reference_layer_norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    "LayerNorm written out over the last axis: (x - mean) / sqrt(var + eps) * w + b, with the biased variance."
+    mu = x.mean(-1, keepdim=True)
+    var = ((x - mu) ** 2).mean(-1, keepdim=True)
+    return (x - mu) / torch.sqrt(var + eps) * w + b
+
+@torch.no_grad()
+def reference_forward(model: Transformer, tokens: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    "A pre-LN `Transformer`'s eval-mode forward pass from its weights: (logits, {hook name: residual stream})."
+    if not isinstance(model, Transformer) or model.config.norm != "pre":
+        raise ValueError("model: expected a pre-LN factornb Transformer (config.norm == 'pre')")
+    cfg = model.config
+    tokens = _check_tokens(tokens, cfg.vocab_size, cfg.n_ctx)
+    ln = lambda x, mod: reference_layer_norm(x, mod.w, mod.b, cfg.ln_eps)
+    act = torch.relu if cfg.act == "relu" else (lambda z: 0.5 * z * (1 + torch.erf(z / math.sqrt(2))))   # exact GELU
+    P = tokens.shape[1]
+    causal = torch.ones(P, P, dtype=torch.bool, device=tokens.device).triu(1)
+    x, streams = model.embed.W_E[tokens] + model.pos_embed.W_pos[:P], {}
+    for l, blk in enumerate(model.blocks):
+        a, h = blk.attn, ln(x, blk.ln1)
+        streams[f"blocks.{l}.hook_resid_pre"] = x
+        q, k, v = (torch.einsum("bpd,hde->bhpe", h, W) + b[:, None] for W, b in ((a.W_Q, a.b_Q), (a.W_K, a.b_K), (a.W_V, a.b_V)))
+        scores = (q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])).masked_fill(causal, float("-inf"))
+        x = streams[f"blocks.{l}.hook_resid_mid"] = x + torch.einsum("bhpe,hed->bpd", scores.softmax(-1) @ v, a.W_O) + a.b_O
+        x = streams[f"blocks.{l}.hook_resid_post"] = x + act(ln(x, blk.ln2) @ blk.mlp.W_in + blk.mlp.b_in) @ blk.mlp.W_out + blk.mlp.b_out
+    if model.ln_final is not None: x = streams["ln_final.hook_normalized"] = ln(x, model.ln_final)
+    return x @ model.unembed.W_U + model.unembed.b_U, streams
+
+# %% ../nbs/02a_models.ipynb #eb1eb1dc
+@torch.no_grad()
+def load_encoder_layer(block: "TransformerBlock", layer: nn.TransformerEncoderLayer) -> None:
+    "Copy the weights of a PyTorch `nn.TransformerEncoderLayer` into our `block` (same d, heads and FFN width)."
+    a, d = block.attn, block.attn.W_O.shape[-1]
+    H, dh = a.W_Q.shape[0], a.W_Q.shape[2]
+    q, k, v = layer.self_attn.in_proj_weight.view(3, H, dh, d).transpose(-1, -2)   # PyTorch applies x W^T
+    bq, bk, bv = layer.self_attn.in_proj_bias.view(3, H, dh)
+    for ours, theirs in ((a.W_Q, q), (a.W_K, k), (a.W_V, v), (a.b_Q, bq), (a.b_K, bk), (a.b_V, bv)): ours.copy_(theirs)
+    a.W_O.copy_(layer.self_attn.out_proj.weight.T.reshape(H, dh, d)); a.b_O.copy_(layer.self_attn.out_proj.bias)
+    block.mlp.W_in.copy_(layer.linear1.weight.T); block.mlp.b_in.copy_(layer.linear1.bias)
+    block.mlp.W_out.copy_(layer.linear2.weight.T); block.mlp.b_out.copy_(layer.linear2.bias)
+    for ours, theirs in ((block.ln1, layer.norm1), (block.ln2, layer.norm2)): ours.w.copy_(theirs.weight); ours.b.copy_(theirs.bias)
+
+@torch.no_grad()
+def _torch_default_init(model: "Transformer") -> None:
+    "PyTorch's own initial weights, drawn from `config.seed` in module order without touching the global RNG."
+    cfg = model.config
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        model.embed.W_E.copy_(nn.Embedding(cfg.vocab_size, cfg.d_model).weight)
+        model.pos_embed.W_pos.copy_(nn.Embedding(cfg.n_ctx, cfg.d_model).weight)
+        for block in model.blocks:
+            load_encoder_layer(block, nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, cfg.d_mlp, cfg.dropout, batch_first=True))
+        head = nn.Linear(cfg.d_model, cfg.vocab_size)
+        model.unembed.W_U.copy_(head.weight.T); model.unembed.b_U.copy_(head.bias)
+    if model.ln_final is not None: model.ln_final.w.fill_(1.0); model.ln_final.b.zero_()
+
 # %% ../nbs/02a_models.ipynb #9e078fd5
 @dataclass
 class RNNConfig:
@@ -236,7 +268,7 @@ class RNNConfig:
 
     def __post_init__(self):
         _check_choice(self.kind, "kind", ("rnn", "lstm", "gru"))
-        for f in ("vocab_size", "d_model", "n_layers"): _check_int(getattr(self, f), f)
+        for f in ("vocab_size", "d_model", "n_layers"): _check_int(getattr(self, f), f, minimum=1)
         _check_int(self.seed, "seed", minimum=0)
 
 class RecurrentLayer(nn.Module):
@@ -247,6 +279,7 @@ class RecurrentLayer(nn.Module):
         self.hidden = HookPoint()  # (batch, pos, d)
     def forward(self, x): return self.hidden(self.cell(x)[0])
 
+# %% ../nbs/02a_models.ipynb #46d17d1e
 class RecurrentModel(nn.Module):
     "Embedding -> stacked recurrent layers -> linear readout; `forward(tokens (B, P)) -> logits (B, P, vocab)`."
     def __init__(self, config: RNNConfig | dict):

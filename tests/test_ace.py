@@ -5,12 +5,13 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from factornb.ace import (activity_matrix, relevance_matrix, core_basis, energy_rank, projector_overlap, principal_angles,
+from factornb.geometry import subspace_overlap
+from factornb.ace import (activity_matrix, relevance_matrix, core_basis, energy_rank, principal_angles,
                           cca, fit_linear_dynamics, oracle_r2, cyclic_chain, markov_dataset, core_interventions,
                           extract_core, rank_scan, necessary_rank, sufficient_rank, next_token_accuracy,
                           train_markov_transformer, match_eigenvalues, register_cli, MARKOV_LAYER)
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)
 
 
 def _psd(rng, d, rank=None):
@@ -38,7 +39,6 @@ def test_activity_relevance_bad_input():
     with pytest.raises(ValueError, match="activations"): relevance_matrix(lambda h: h.sum())
     with pytest.raises(TypeError, match="readout"): relevance_matrix(3)
     with pytest.raises(ValueError, match="same number of rows"): cca(np.ones((5, 2)), np.ones((6, 2)))
-    with pytest.raises(ValueError, match="same space"): projector_overlap(np.eye(4)[:, :2], np.eye(5)[:, :2])
     with pytest.raises(ValueError, match="Z"): fit_linear_dynamics(np.ones((3, 1, 2)))
 
 
@@ -103,17 +103,17 @@ def test_relevance_linear_shortcut_matches_jacobian():
 
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), r1=st.integers(1, 4), r2=st.integers(1, 4))
-def test_projector_overlap_and_cca_properties(seed, r1, r2):
+def test_projector_overlap_convention_and_cca_properties(seed, r1, r2):
     rng = np.random.default_rng(seed)
     U = np.linalg.qr(rng.normal(size=(8, r1)))[0]; V = np.linalg.qr(rng.normal(size=(8, r2)))[0]
-    o = projector_overlap(U, V)
-    assert -1e-12 <= o <= min(r1, r2) / np.sqrt(r1 * r2) + 1e-12
-    assert abs(o - projector_overlap(V, U)) < 1e-12
+    # the paper's projector overlap of column bases, ||U^T V||_F^2 / sqrt(r1 r2), is subspace_overlap of the transposes
+    assert subspace_overlap(U.T, V.T) == pytest.approx(np.sum((U.T @ V) ** 2) / np.sqrt(r1 * r2), abs=1e-12)
     Z = rng.normal(size=(400, r1))
     M = rng.normal(size=(r1, r1)) + 3 * np.eye(r1)
     np.testing.assert_allclose(cca(Z, Z @ M + 5.0, k=r1), np.ones(r1), atol=1e-4)   # the 1e-8 I ridge, times cond(M)^2
-    c = cca(Z, rng.normal(size=(400, r2)), k=min(r1, r2))
-    assert np.all((c >= 0) & (c <= 1)) and np.all(np.diff(c) <= 1e-12)
+    # independent sides: the top canonical correlation of <= 4 x 4 Gaussian columns on 400 rows sits near
+    # (sqrt(r1) + sqrt(r2)) / sqrt(400) <= 0.2 (the Wachter edge), with fluctuations ~ 400^(-2/3) = 0.02; allow 0.35
+    assert cca(Z, rng.normal(size=(400, r2)), k=min(r1, r2)).max() < 0.35
 
 
 def test_cca_matches_sklearn():

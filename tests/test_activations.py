@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
-from factornb.models import Transformer, TransformerConfig, RecurrentModel, RNNConfig, markov_transformer_config, generate
+from factornb.models import Transformer, TransformerConfig, RecurrentModel, RNNConfig, markov_transformer_config, generate, reference_forward
 from factornb.activations import (hook_names, run_with_cache, activations_and_gradients, run_with_hooks, intervene,
                                   project, ablate, reflect, steer, Intervention)
 
@@ -81,6 +81,17 @@ def test_post_ln_markov_model_hooks():
     assert "ln_final.hook_normalized" not in hook_names(m)
     assert torch.allclose(c.mean(-1), torch.zeros(2, 16), atol=1e-5)   # post-LN: the stream is normalised (gain 1, bias 0 at init)
 
+@pytest.mark.parametrize("kw", [dict(), dict(act="gelu", final_ln=False), dict(n_layers=3, n_heads=4, d_head=4)])
+def test_residual_hooks_match_reference_forward(kw):
+    "Every residual-stream hook holds what chapter 02a's reference forward pass computes from the weights."
+    m = Transformer(TransformerConfig(**{**SMALL, **kw})).eval()
+    logits, streams = reference_forward(m, toks())
+    cache = run_with_cache(m, toks(), list(streams))
+    assert len(streams) == 3 * m.config.n_layers + m.config.final_ln
+    for n, ref in streams.items(): assert torch.allclose(cache[n], ref, atol=1e-5), n
+    with torch.no_grad(): assert torch.allclose(m(toks()), logits, atol=1e-5)
+
+
 def test_gradients_with_frozen_weights_match_unfrozen(tfm):
     obj = lambda l: torch.log_softmax(l, -1)[..., 3].mean()
     a1, g1 = activations_and_gradients(tfm, toks(), ["hook_embed", "blocks.0.hook_resid_mid"], obj)
@@ -146,7 +157,8 @@ def test_gpt2_bare_model_and_kwargs(gpt):
     c1 = run_with_cache(gpt.transformer, t, "blocks.1.hook_resid_post")["blocks.1.hook_resid_post"]
     c2 = run_with_cache(gpt, t, "blocks.1.hook_resid_post", attention_mask=torch.ones_like(t))["blocks.1.hook_resid_post"]
     assert torch.allclose(c1, c2, atol=1e-6)
-    with pytest.raises(ValueError, match="tokens"): run_with_cache(gpt, t.float(), "hook_embed")
+    with pytest.raises(TypeError, match="tokens"): run_with_cache(gpt, t.float(), "hook_embed")
+    with pytest.raises(ValueError, match=r"\[0, 50\)"): run_with_cache(gpt, t + 50, "hook_embed")   # ids outside GPT-2's vocabulary
     with pytest.raises(TypeError, match="keyword"): run_with_cache(Transformer(TransformerConfig(**SMALL)), toks(), "hook_embed", attention_mask=1)
 
 def test_gpt2_generate_project_full_basis_is_identity_and_positions(gpt):

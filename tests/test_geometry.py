@@ -26,6 +26,9 @@ from factornb.geometry import (cumulative_explained_variance, dims_at, fit_belie
     (lambda: subspace_overlap(np.eye(3), np.eye(4), 1), ValueError, "ambient"),
     (lambda: random_overlap_baseline(5, 3), ValueError, "k"),
     (lambda: random_overlap_baseline(0, 3), ValueError, "k"),
+    (lambda: random_overlap_baseline(2, 5, 6), ValueError, "k2"),
+    (lambda: subspace_overlap(np.eye(3), np.eye(3), 1.5), TypeError, "k: expected an int"),
+    (lambda: subspace_overlap(np.eye(3), np.zeros((2, 3))), ValueError, "V2: spans only the zero vector"),
     (lambda: unique_prefixes(np.array([[1, 2], [3, 4]]), bos_token=9), ValueError, "bos_token"),
     (lambda: unique_prefixes(np.ones((2, 2))), TypeError, "integer"),
     (lambda: unique_prefixes(np.ones((2, 2), dtype=int), min_length=0), ValueError, "min_length"),
@@ -40,8 +43,7 @@ def test_cev_matches_sklearn(seed, n, d):
     X = np.random.default_rng(seed).normal(size=(n, d))
     cev = cumulative_explained_variance(X)
     np.testing.assert_allclose(cev, np.pad(np.cumsum(PCA().fit(X).explained_variance_ratio_), (0, d - min(n, d)), constant_values=1.0), atol=1e-9)
-    assert np.all(np.diff(cev) >= -1e-12) and abs(cev[-1] - 1) < 1e-12
-    assert 1 <= dims_at(X) <= d
+    assert dims_at(X) == PCA(n_components=0.95, svd_solver="full").fit(X).n_components_   # sklearn's own dims@95
 
 
 def test_torch_input_and_weights():
@@ -87,14 +89,33 @@ def test_principal_angles_match_scipy(seed, k, m):
 
 
 @settings(max_examples=20, deadline=None)
-@given(seed=st.integers(0, 10_000), k=st.integers(1, 5))
-def test_overlap_equals_mean_squared_cosine(seed, k):
+@given(seed=st.integers(0, 10_000), k1=st.integers(1, 5), k2=st.integers(1, 5))
+def test_overlap_is_squared_cosines_over_sqrt_k1_k2(seed, k1, k2):
+    "subspace_overlap = sum of cos^2 of the principal angles / sqrt(k1 k2), from scipy's angles; k=None: all rows."
     rng = np.random.default_rng(seed)
-    V1, V2 = rng.normal(size=(k, 12)), rng.normal(size=(k + 1, 12))
-    ov = subspace_overlap(V1, V2, k)
-    np.testing.assert_allclose(ov, np.mean(np.cos(principal_angles(V1[:k].T, V2[:k].T)) ** 2), atol=1e-10)
-    assert 0 <= ov <= 1 + 1e-12
-    np.testing.assert_allclose(subspace_overlap(V1, V1, k), 1.0, atol=1e-12)
+    V1, V2 = rng.normal(size=(k1, 12)), rng.normal(size=(k2, 12))
+    cos2 = np.cos(subspace_angles(V1.T, V2.T)) ** 2
+    np.testing.assert_allclose(subspace_overlap(V1, V2), cos2.sum() / np.sqrt(k1 * k2), atol=1e-10)
+    k = min(k1, k2)
+    np.testing.assert_allclose(subspace_overlap(V1, V2, k), np.mean(np.cos(subspace_angles(V1[:k].T, V2[:k].T)) ** 2), atol=1e-10)
+    np.testing.assert_allclose(subspace_overlap(V1, V1), 1.0, atol=1e-12)
+
+
+def test_overlap_of_nested_and_rank_deficient_subspaces():
+    Q = np.linalg.qr(np.random.default_rng(5).normal(size=(10, 4)))[0].T          # 4 orthonormal rows in R^10
+    np.testing.assert_allclose(subspace_overlap(Q[:1], Q[:3]), 1 / np.sqrt(3), atol=1e-12)   # a line inside a 3-dim subspace
+    np.testing.assert_allclose(subspace_overlap(Q[:2], Q), np.sqrt(2 / 4), atol=1e-12)
+    doubled = np.concatenate([Q[:2], Q[:2] + Q[1:3]])                              # 4 rows spanning 3 dimensions
+    np.testing.assert_allclose(subspace_overlap(doubled, Q[:3]), 1.0, atol=1e-12)
+    np.testing.assert_allclose(subspace_overlap(torch.tensor(Q[:2]), Q[:2].T.copy().T), 1.0, atol=1e-12)
+
+
+def test_random_overlap_baseline_unequal_dimensions():
+    "The mean overlap of random 2- and 6-dim subspaces of R^30 is sqrt(12)/30, within 4 standard errors of 2000 draws."
+    rng = np.random.default_rng(6)
+    ov = np.array([subspace_overlap(rng.normal(size=(2, 30)), rng.normal(size=(6, 30))) for _ in range(2000)])
+    assert abs(ov.mean() - random_overlap_baseline(2, 30, 6)) < 4 * ov.std() / np.sqrt(len(ov))
+    assert random_overlap_baseline(3, 120) == 3 / 120
 
 
 def test_unique_prefixes_brute_force():

@@ -4,7 +4,8 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 from factornb.models import (Transformer, TransformerConfig, RecurrentModel, RNNConfig, markov_transformer_config,
-                             model_from_config, config_from_dict, count_parameters, generate)
+                             model_from_config, config_from_dict, count_parameters, generate,
+                             reference_forward, reference_layer_norm)
 
 torch.set_num_threads(1)
 SMALL = dict(vocab_size=11, n_ctx=8, d_model=16, n_layers=2, n_heads=2, d_head=8, d_mlp=32)
@@ -13,7 +14,32 @@ def test_paper_defaults_and_parameter_count():
     c = TransformerConfig()
     assert (c.vocab_size, c.n_ctx, c.d_model, c.n_layers, c.n_heads, c.d_head, c.d_mlp, c.act, c.norm, c.seed) == (433, 9, 120, 4, 3, 40, 480, "relu", "pre", 7)
     assert count_parameters(Transformer(c)) == 803_113
-    assert math.isclose(c.initializer_range, 0.8 / math.sqrt(120))
+
+
+@pytest.mark.parametrize("d_model,init_range", [(64, None), (256, None), (64, 0.02)])
+def test_gpt2_init_draws_weights_with_the_documented_std(d_model, init_range):
+    "TransformerLens init: every W_* ~ N(0, r^2) with r = 0.8 / sqrt(d_model) unless `init_range` is given; biases 0, LN gains 1."
+    cfg = TransformerConfig(vocab_size=11, n_ctx=8, d_model=d_model, n_layers=1, n_heads=2, d_head=d_model // 2, d_mlp=4 * d_model, init_range=init_range)
+    m = Transformer(cfg)
+    r = init_range if init_range is not None else 0.8 / math.sqrt(d_model)
+    W = m.blocks[0].mlp.W_in.detach()             # >= 16,384 entries: the sample std is within ~0.6% (1 SE) of r; allow 3%
+    assert abs(W.std().item() / r - 1) < 0.03 and abs(W.mean().item()) < 0.03 * r
+    assert m.blocks[0].mlp.b_in.abs().max() == 0 and torch.equal(m.blocks[0].ln1.w.detach(), torch.ones(d_model))
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(act="gelu"), dict(final_ln=False, n_layers=3)])
+def test_reference_forward_matches_model(kw):
+    m = Transformer(TransformerConfig(**{**SMALL, **kw})).eval()
+    t = torch.randint(0, 11, (4, 8), generator=torch.Generator().manual_seed(1))
+    logits, streams = reference_forward(m, t)
+    with torch.no_grad(): assert torch.allclose(m(t), logits, atol=1e-5)    # float32, same sums in another order
+    assert ("ln_final.hook_normalized" in streams) == m.config.final_ln
+    with pytest.raises(ValueError, match="pre-LN"): reference_forward(Transformer(TransformerConfig(**SMALL, norm="post")), t)
+
+
+def test_reference_layer_norm_matches_torch():
+    x, w, b = torch.randn(3, 5, 16, dtype=torch.float64), torch.randn(16, dtype=torch.float64), torch.randn(16, dtype=torch.float64)
+    assert torch.allclose(reference_layer_norm(x, w, b, 1e-5), torch.nn.functional.layer_norm(x, (16,), w, b, 1e-5), atol=1e-12)
 
 @pytest.mark.parametrize("kw,word", [(dict(act="tanh"), "act"), (dict(norm="mid"), "norm"), (dict(dropout=1.0), "dropout"),
                                      (dict(d_model=0), "d_model"), (dict(n_layers=2.0), "n_layers"), (dict(init_range=-1.0), "init_range")])
