@@ -32,8 +32,17 @@ if __name__ == "__main__":
         bench("01 geometry", ex.geometry_explorer_figure, {},
               [dict(eps=e) for e in (0.0, 0.05, 0.1)] + [dict(chain=True), dict(n_bloch=0)] + [dict()] * 3)
         t = time.perf_counter(); snap = ex.tiny_training_run()["snapshots"]
-        print(f"02b tiny training run (cached once per process): {time.perf_counter() - t:.2f} s")
-        bench("02b train", lambda **kw: ex.training_explorer_figure(snap, **kw), {},
+        print(f"02c tiny training run (cached once per process): {time.perf_counter() - t:.2f} s")
+        bench("02c train", lambda **kw: ex.training_explorer_figure(snap, **kw), {},
               [dict(step=s) for s in snap["steps"]])
         bench("03 ace", ex.ace_explorer_figure, {},
               [dict(rank=r) for r in range(1, 7)] + [dict(seed_a=1, seed_b=0)], setup=ex.small_markov_models)
+        # 04: setup reads grok.json and measures the clock of every saved checkpoint; moves scrub epochs, seeds and arms
+        bench("04 grok", ex.grok_explorer_figure, {},
+              [dict(epoch=e) for e in (0, 300, 500, 900, 1500, 2000)] + [dict(epoch=1200, seed=1), dict(epoch=2000, arm="branch")],
+              setup=ex.grok_explorer_data)
+        # 05: setup loads the LM and extracts the core; cold = the first figure (every sentence's strength curve, batched);
+        # moves: the strength slider on one sentence, then another sentence (its curve is cached by then)
+        bench("05 agree", ex.agreement_explorer_figure, {},
+              [dict(strength=s) for s in (-2.0, -1.0, 0.0, 0.25, 0.5, 0.75, 1.5, 2.0)] + [dict(sentence=ex.AGREEMENT_EXPLORER_SENTENCES[3])],
+              setup=ex.agreement_explorer_data)

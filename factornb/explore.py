@@ -4,7 +4,8 @@
 
 # %% ../nbs/91_explore.ipynb #1578ffcb
 from __future__ import annotations
-import functools, math, os
+import functools, json, math, os
+from pathlib import Path
 import numpy as np
 import matplotlib.pyplot as plt
 from .ghmm import mess3, bloch_walk, simplex_coordinates, _entropy
@@ -12,10 +13,12 @@ from .geometry import (cumulative_explained_variance, dims_at, unique_prefixes, 
                                random_overlap_baseline)
 
 # %% auto #0
-__all__ = ['explorer_widget', 'show_explorer', 'ghmm_explorer_figure', 'ghmm_controls', 'explorer_process',
-           'geometry_explorer_figure', 'geometry_controls', 'training_snapshots', 'snapshots_from_models',
-           'tiny_training_run', 'training_explorer_figure', 'training_controls', 'AceExplorerData',
-           'small_markov_models', 'ace_explorer_figure', 'ace_controls']
+__all__ = ['AGREEMENT_EXPLORER_SENTENCES', 'explorer_widget', 'show_explorer', 'ghmm_explorer_figure', 'ghmm_controls',
+           'explorer_process', 'geometry_explorer_figure', 'geometry_controls', 'training_snapshots',
+           'snapshots_from_models', 'tiny_training_run', 'training_explorer_figure', 'training_controls',
+           'AceExplorerData', 'small_markov_models', 'ace_explorer_figure', 'ace_controls', 'GrokExplorerData',
+           'grok_explorer_data', 'grok_explorer_figure', 'grok_controls', 'AgreementExplorerData',
+           'agreement_explorer_data', 'agreement_explorer_figure', 'agreement_controls']
 
 # %% ../nbs/91_explore.ipynb #c732f3f4
 def _number(v, name: str, lo: float = -math.inf, hi: float = math.inf) -> float:
@@ -191,7 +194,7 @@ def _overlap_entry(vo: dict, k_max: int = 8) -> dict:
     return dict(overlap=subspace_overlaps(vo["bases"], k), dims95=list(vo["dims95"]), width=int(vo["bases"][0].shape[1]))
 
 def training_snapshots(result: dict) -> dict:
-    "Snapshots {steps, dims95, cev, per_factor_r2, loss, vary_one, references} of a chapter-02b `run_experiment` result."
+    "Snapshots {steps, dims95, cev, per_factor_r2, loss, vary_one, references} of a chapter-02c `run_experiment` result."
     if not isinstance(result, dict) or not {"history", "final", "vary_one"} <= set(result):
         raise ValueError("result: expected a run_experiment result with 'history', 'final' and 'vary_one'")
     hist = sorted(result["history"], key=lambda h: h["step"])
@@ -402,3 +405,264 @@ def ace_controls(data: AceExplorerData | None = None, rank: int = 3, seed_a=None
     return dict(rank=W.IntSlider(value=rank, min=1, max=data.max_rank, description="core rank"),
                 seed_a=W.Dropdown(options=s, value=s[0] if seed_a is None else seed_a, description="seed A"),
                 seed_b=W.Dropdown(options=s, value=s[min(1, len(s) - 1)] if seed_b is None else seed_b, description="seed B"))
+
+# %% ../nbs/91_explore.ipynb #13e32d4a
+def _results_dir() -> Path:
+    "The repository's `results/` folder (beside the package in a source checkout)."
+    import factornb
+    return Path(factornb.__file__).resolve().parents[1] / "results"
+
+def _checkpoint_clock(path, data) -> dict:
+    "Chapter 04's clock of one saved checkpoint: the held-out-block ridge fit (as `analyse_model`) of its r_nec-dim core, with the eigenvalues."
+    from factornb.grokking import load_weights, last_position_states, core_dimensions, clock
+    m = load_weights(path)
+    H = last_position_states(m, data.x_test)
+    d = core_dimensions(H, data.y_test, m.unembed.W_U.detach().double().numpy().T, m.unembed.b_U.detach().double().numpy())
+    c = clock(H @ d["basis"][:, :d["r_nec"]], data.y_test, data.p, ridge=1.0, holdout=max(3, round(0.075 * data.p)))
+    return dict(eigenvalues=c["operator"].eigenvalues, holdout_r2=c["operator"].holdout_r2, frac_near=c["frac_near"], bins=c["bins"],
+                r_nec=d["r_nec"], r_suf_strict=d["r_suf_strict"], test_acc=d["base_acc"])
+
+class GrokExplorerData:
+    "A committed `factornb cores grok` run: per-checkpoint rows for every seed and arm, and the clock spectra of its saved checkpoints (measured once, here)."
+    def __init__(self, path=None):
+        from factornb.grokking import modular_addition_data
+        path = _results_dir() / "cores_grok" if path is None else Path(path)
+        if not (path / "grok.json").is_file(): raise ValueError(f"path: expected a folder with grok.json (a `factornb cores grok` run), got {path}")
+        res = json.loads((path / "grok.json").read_text())
+        self.path, self.p, self.grok_epoch, self.settings = path, int(res["p"]), res["grok_epoch"], res["settings"]
+        main = res["checkpoints"]; br = res.get("branch")
+        self.branch_from = br["from_epoch"] if br else None
+        self.branch_weight_decay = br["weight_decay"] if br else None
+        self.rows = {"main": main}
+        if br: self.rows["branch"] = [r for r in main if r["epoch"] <= br["from_epoch"]] + br["checkpoints"]
+        self.arms = list(self.rows)
+        self.seeds = sorted({r["seed"] for r in main})
+        self.epochs = sorted({r["epoch"] for r in main})
+        weights = res.get("weights", {})                                 # grok_run keeps one seed's weights: its number leads the file names
+        self.saved_seed = int(next(iter(weights.values()))["file"].split("_")[0][4:]) if weights else self.settings["seeds"][0]
+        files = {}                                                       # (arm, epoch) -> file
+        for tag, w in weights.items():
+            arm = "branch" if tag == "branch_end" else "main"
+            files[(arm, w["epoch"])] = w["file"]
+        for f in sorted(path.glob(f"seed{self.saved_seed}_epoch*.pt")):  # extra epochs kept with --save-epochs
+            e = int(f.stem.split("epoch")[1])
+            if e in self.epochs: files[("main", e)] = f.name
+        if br: files.update({("branch", e): f for (a, e), f in list(files.items()) if a == "main" and e <= br["from_epoch"]})
+        data = modular_addition_data(self.p, self.settings.get("train_fraction", 0.5))
+        clocks = {f: _checkpoint_clock(path / f, data) for f in sorted(set(files.values()))}
+        self.spectra = {key: clocks[f] for key, f in files.items()}
+
+    def series(self, arm: str, seed: int) -> list:
+        "The rows of `seed` in `arm`, by epoch."
+        return sorted((r for r in self.rows[arm] if r["seed"] == seed), key=lambda r: r["epoch"])
+
+    def saved_epochs(self, arm: str) -> list:
+        "Epochs of `arm` with saved weights (of `saved_seed`)."
+        return sorted(e for a, e in self.spectra if a == arm)
+
+@functools.lru_cache(maxsize=4)
+def grok_explorer_data(path: str | None = None) -> GrokExplorerData:
+    "`GrokExplorerData` of a run folder (default: the repository's results/cores_grok), cached per path."
+    return GrokExplorerData(path)
+
+# %% ../nbs/91_explore.ipynb #7fb39b61
+def grok_explorer_figure(data: GrokExplorerData | None = None, epoch: int | None = None, seed: int | None = None, arm: str = "main"):
+    "Grokking scrubber: accuracy (chosen epoch, grok epoch), core dims up to `epoch` (shaded redundancy), the clock spectrum at `epoch` where weights were saved."
+    from factornb.grokking import plot_clock
+    data = grok_explorer_data() if data is None else data
+    if not isinstance(data, GrokExplorerData): raise TypeError(f"data: expected GrokExplorerData, got {type(data).__name__}")
+    if arm not in data.arms: raise ValueError(f"arm: expected one of {data.arms}, got {arm!r}")
+    seed = data.seeds[0] if seed is None else seed
+    if isinstance(seed, bool) or seed not in data.seeds: raise ValueError(f"seed: expected one of {data.seeds}, got {seed!r}")
+    epoch = (data.grok_epoch if data.grok_epoch is not None else data.epochs[-1]) if epoch is None else epoch
+    if isinstance(epoch, bool) or epoch not in data.epochs: raise ValueError(f"epoch: expected one of the checkpoint epochs {data.epochs}, got {epoch!r}")
+    rows = data.series(arm, seed)
+    e = np.array([r["epoch"] for r in rows])
+    if epoch not in e: raise ValueError(f"epoch: the {arm} arm of seed {seed} has no row at epoch {epoch} (it has {e.tolist()})")
+    row = rows[e.tolist().index(epoch)]
+    col = lambda k: np.array([r[k] for r in rows], dtype=float)
+    train, test, nec, suf = col("train_acc"), col("test_acc"), col("r_nec"), col("r_suf_strict")
+    wd = data.settings["weight_decay"]
+    arm_name = f"wd {wd:g}" if arm == "main" else f"wd {wd:g} → {data.branch_weight_decay:g} from epoch {data.branch_from}"
+    fig, ax = plt.subplots(1, 3, figsize=(16, 4))
+    ax[0].plot(e, train, "-", c="C0", label="train"); ax[0].plot(e, test, "--", c="C1", label="test")
+    ax[0].plot([epoch, epoch], [row["train_acc"], row["test_acc"]], "o", c="r", ms=7, label=f"epoch {epoch}: train {row['train_acc']:.3f}, test {row['test_acc']:.3f}")
+    ax[0].axvline(epoch, c="r", lw=0.8)
+    if data.grok_epoch is not None: ax[0].axvline(data.grok_epoch, c="k", ls=":", lw=1, label=f"grok epoch {data.grok_epoch} (all seeds ≥ 0.99)")
+    if arm == "branch": ax[0].axvline(data.branch_from, c="C1", ls="-.", lw=0.8, label=f"weight decay → {data.branch_weight_decay:g}")
+    saved = data.saved_epochs(arm)
+    if seed == data.saved_seed and saved: ax[0].plot(saved, np.full(len(saved), -0.04), "^", c="C2", ms=7, clip_on=False, label="weights saved: spectrum")
+    ax[0].set(ylim=(-0.06, 1.04), xlabel="epoch", ylabel="accuracy", title=f"p = {data.p}, seed {seed}, {arm_name}")
+    ax[0].legend(fontsize=7, loc="center right")
+    upto = e <= epoch
+    ax[1].plot(e[upto], nec[upto], "o-", ms=3, c="C3", label=f"necessary r_nec = {row['r_nec']}")
+    ax[1].plot(e[upto], suf[upto], "s--", ms=3, c="C0", label=f"sufficient r_suf = {row['r_suf_strict']}")
+    shade = upto & (e >= (data.grok_epoch if data.grok_epoch is not None else np.inf))     # redundancy: after grokking, as chapter 04's figure
+    ax[1].fill_between(e[shade], suf[shade], nec[shade], color="C3", alpha=0.15, label="redundancy (after grokking)")
+    if data.grok_epoch is not None: ax[1].axvline(data.grok_epoch, c="k", ls=":", lw=1)
+    ax[1].set(xlim=(e[0] - 0.02 * e[-1], 1.02 * e[-1]), ylim=(0, 1.08 * max(nec.max(), suf.max())), xlabel="epoch",
+              ylabel="core dims (of the last layer)", title=f"Core dims up to epoch {epoch}")
+    ax[1].legend(fontsize=7, loc="best")
+    spec = data.spectra.get((arm, epoch)) if seed == data.saved_seed else None
+    if spec is not None:
+        plot_clock(ax[2], spec["eigenvalues"], data.p, f"Shift-operator spectrum, epoch {epoch} (seed {seed})\n"
+                   f"r_nec {spec['r_nec']}: {spec['frac_near']:.2f} near the circle, R²_h {spec['holdout_r2']:.2f}")
+    else:
+        t = np.linspace(0, 2 * np.pi, 200); ax[2].plot(np.cos(t), np.sin(t), c="lightgrey", lw=1)
+        where = f"seed {data.saved_seed},\nepochs {', '.join(map(str, saved))}" if saved else "no epoch"
+        r2h = "n/a" if row["holdout_r2"] is None else f"{row['holdout_r2']:.2f}"
+        ax[2].text(0, 0, f"no saved weights for seed {seed}\nat epoch {epoch}; spectra exist for\n{where}\n\n"
+                   f"stored row: {row['frac_near_holdout']:.2f} near the circle,\nR²_h {r2h}, {row['modes']} rotational modes\n(all-edge fit)",
+                   ha="center", va="center", fontsize=8)
+        ax[2].set(aspect="equal", xlim=(-1.3, 1.3), ylim=(-1.3, 1.3), xlabel="Re λ", ylabel="Im λ", title=f"Shift-operator spectrum, epoch {epoch}")
+    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.14, top=0.88, wspace=0.22)
+    fig.explorer_data = dict(epoch=epoch, seed=seed, arm=arm, row=row, epochs=e, train_acc=train, test_acc=test, r_nec=nec[upto],
+                             r_suf=suf[upto], grok_epoch=data.grok_epoch, spectrum=spec,
+                             eigenvalues=None if spec is None else spec["eigenvalues"])
+    return fig
+
+def grok_controls(data: GrokExplorerData | None = None, epoch: int | None = None, seed: int | None = None, arm: str = "main") -> dict:
+    "An epoch scrubber (SelectionSlider over the checkpoint epochs), a seed picker and an arm picker for `grok_explorer_figure`."
+    import ipywidgets as W
+    data = grok_explorer_data() if data is None else data
+    epoch = (data.grok_epoch if data.grok_epoch is not None else data.epochs[-1]) if epoch is None else epoch
+    arms = [(f"wd {data.settings['weight_decay']:g}" if a == "main" else f"wd → {data.branch_weight_decay:g} from {data.branch_from}", a) for a in data.arms]
+    return dict(epoch=W.SelectionSlider(options=data.epochs, value=epoch, description="epoch"),
+                seed=W.Dropdown(options=data.seeds, value=data.seeds[0] if seed is None else seed, description="seed"),
+                arm=W.Dropdown(options=arms, value=arm, description="arm"))
+
+# %% ../nbs/91_explore.ipynb #edd89739
+AGREEMENT_EXPLORER_SENTENCES = ("The key next to the cabinets", "The keys next to the cabinet", "The children near the guard",
+                                "In this ancient kingdom, the key to the cabinets", "There key near the boxes", "There keys near the box",
+                                "In the past, the teacher near the doors", "In the past, the teachers near the door")
+
+def _selected_layer(model_dir: Path):
+    "The layer the committed agreement run selected for this model (agreement.json beside the model folder), or None."
+    f = model_dir.parent / "agreement.json"
+    if not f.is_file(): return None
+    return json.loads(f.read_text()).get("models", {}).get(model_dir.name, {}).get("selected_layer")
+
+class AgreementExplorerData:
+    "A causal LM, its 1-D agreement core at `layer` (extracted once) and, per sentence, the copula probabilities and margin over a grid of flip strengths (cached)."
+    def __init__(self, model=None, layer: int | None = None, sentences=AGREEMENT_EXPLORER_SENTENCES, max_strength: float = 2.0,
+                 n_grid: int = 81, n_samples: int = 1200, seed: int = 0):
+        from factornb.agreement import load_causal_lm, agreement_dataset, layer_states, agreement_core, copula_ids, layer_hook
+        if model is None or isinstance(model, (str, os.PathLike)):
+            path = _results_dir() / "cores_agreement" / "L2-seed0" if model is None else Path(model)
+            import transformers
+            bar = transformers.utils.logging.is_progress_bar_enabled(); transformers.utils.logging.disable_progress_bar()
+            try: self.model, self.tokenizer = load_causal_lm(str(path))
+            finally:
+                if bar: transformers.utils.logging.enable_progress_bar()
+            layer = _selected_layer(path) if layer is None else layer
+        elif isinstance(model, tuple) and len(model) == 2: self.model, self.tokenizer = model
+        else: raise TypeError(f"model: expected a folder, None (the committed L2-seed0 LM) or (model, tokenizer), got {type(model).__name__}")
+        self.model.eval()
+        self.ids = copula_ids(self.tokenizer)
+        self.layer = self.model.config.n_layer if layer is None else layer
+        self.hook_name = layer_hook(self.model, self.layer)                       # checks the layer
+        self.max_strength = _number(max_strength, "max_strength", 0.5, 50)
+        self.strengths = np.linspace(-self.max_strength, self.max_strength, _integer(n_grid, "n_grid", 3, 1001))
+        if isinstance(sentences, str) or not sentences: raise ValueError("sentences: expected a non-empty list of prompts")
+        unk = self.tokenizer.unk_token_id
+        bad = [s for s in sentences if unk is not None and unk in self.tokenizer(s)["input_ids"]]
+        if bad: raise ValueError(f"sentences: words unknown to the tokenizer in {bad}")
+        self.sentences = list(sentences)
+        data = agreement_dataset(n_samples, seed, self.tokenizer)
+        self.states = layer_states(self.model, self.tokenizer, [data.prompts[i] for i in data.extraction])
+        self.core = agreement_core(self.states.states[self.layer], self.states.gradients[self.layer])
+        self._curves = {}
+
+    def _check_sentence(self, sentence) -> str:
+        if sentence not in self.sentences: raise ValueError(f"sentence: expected one of {self.sentences}, got {sentence!r}")
+        return sentence
+
+    def _tokens(self, sentence: str):
+        import torch
+        return torch.tensor([self.tokenizer(sentence)["input_ids"]])
+
+    def _copulas(self, logits) -> tuple:
+        "(P(is), P(was), P(are), P(were)) and the margin, from last-token logits (n, V)."
+        import torch
+        from factornb.agreement import agreement_margin, SINGULAR_VERBS, PLURAL_VERBS
+        logits = logits.double()
+        p = torch.softmax(logits, -1)[:, [self.ids[w] for w in SINGULAR_VERBS + PLURAL_VERBS]]
+        return p.numpy(), agreement_margin(logits, self.ids).numpy()
+
+    def curve(self, sentence: str) -> dict:
+        "Copula probabilities (n, 4) and margins (n,) of `sentence` at every strength of the grid: one batched forward pass, cached."
+        import torch
+        from factornb.activations import reflect, run_with_hooks, Intervention
+        sentence = self._check_sentence(sentence)
+        if sentence not in self._curves:
+            x = self._tokens(sentence)
+            flip = reflect(self.core.basis, self.core.mean, 1.0)
+            s = torch.as_tensor(self.strengths).view(-1, 1, 1)
+            hook = Intervention(lambda h: h + s.to(h.dtype) * (flip(h) - h), [x.shape[1] - 1], "flip per row")   # = reflect(strength s), row by row
+            probs, margins = self._copulas(run_with_hooks(self.model, x.repeat(len(self.strengths), 1), {self.hook_name: hook})[:, -1])
+            self._curves[sentence] = dict(probabilities=probs, margins=margins)
+        return self._curves[sentence]
+
+    def at(self, sentence: str, strength: float) -> tuple:
+        "Copula probabilities (4,) and margin of `sentence` under `reflect(q, mu, strength)` at the last position: one forward pass."
+        from factornb.activations import reflect, run_with_hooks
+        x = self._tokens(self._check_sentence(sentence))
+        hook = reflect(self.core.basis, self.core.mean, strength, [x.shape[1] - 1])
+        p, m = self._copulas(run_with_hooks(self.model, x, {self.hook_name: hook})[:, -1])
+        return p[0], float(m[0])
+
+@functools.lru_cache(maxsize=2)
+def agreement_explorer_data(model_dir: str | None = None) -> AgreementExplorerData:
+    "`AgreementExplorerData` of a saved LM folder (default: the repository's results/cores_agreement/L2-seed0), cached per folder."
+    return AgreementExplorerData(model_dir)
+
+# %% ../nbs/91_explore.ipynb #4c5512ba
+def agreement_explorer_figure(data: AgreementExplorerData | None = None, sentence: str | None = None, strength: float = 1.0):
+    "Flip-strength slider: next-copula probabilities at `strength` (clean as outlines), copula mass per number and the margin against strength."
+    from factornb.agreement import head_number, SINGULAR_VERBS, PLURAL_VERBS
+    data = agreement_explorer_data() if data is None else data
+    if not isinstance(data, AgreementExplorerData): raise TypeError(f"data: expected AgreementExplorerData, got {type(data).__name__}")
+    sentence = data._check_sentence(data.sentences[0] if sentence is None else sentence)
+    s = _number(strength, "strength", -data.max_strength, data.max_strength)
+    probs, margin = data.at(sentence, s)
+    clean_probs, clean_margin = data.at(sentence, 0.0)
+    cur = data.curve(sentence)
+    try: plural = head_number(sentence)
+    except ValueError: plural = None
+    subject = {None: "", 0: " (singular subject)", 1: " (plural subject)"}[plural]
+    fig, ax = plt.subplots(1, 3, figsize=(16, 4))
+    words = list(SINGULAR_VERBS + PLURAL_VERBS); colours = ["C0", "C0", "C1", "C1"]; xs = np.arange(4)
+    ax[0].bar(xs, probs, color=colours, alpha=0.8, label=f"strength s = {s:g}")
+    ax[0].bar(xs, clean_probs, fill=False, edgecolor="k", lw=1.2, label="the model itself (s = 0)")
+    ax[0].set_xticks(xs, words)
+    ax[0].set(ylim=(0, max(1e-3, 1.15 * max(probs.max(), clean_probs.max()))), ylabel="next-token probability",
+              title=f"“{sentence} …”{subject}\nis/was {probs[:2].sum():.3f} vs are/were {probs[2:].sum():.3f} at s = {s:g}")
+    ax[0].legend(fontsize=7)
+    S = data.strengths; P = cur["probabilities"]
+    ax[1].plot(S, P[:, :2].sum(1), c="C0", label="P(is) + P(was)"); ax[1].plot(S, P[:, 2:].sum(1), c="C1", label="P(are) + P(were)")
+    ax[1].plot([s, s], [probs[:2].sum(), probs[2:].sum()], "o", c="r", ms=6)
+    ax[1].set(xlabel="flip strength s", ylabel="copula mass per number", title="Copula mass against strength")
+    ax[1].legend(fontsize=7)
+    for other in data.sentences:
+        if other != sentence: ax[2].plot(S, data.curve(other)["margins"], c="grey", lw=0.6, alpha=0.5)
+    ax[2].plot(S, cur["margins"], c="k", lw=1.5, label="this sentence (grey: the others)")
+    ax[2].plot([s], [margin], "o", c="r", ms=7, label=f"s = {s:g}: m = {margin:.2f} (s = 0: {clean_margin:.2f})")
+    ax[2].axhline(0, c="grey", lw=0.8)
+    ax[2].set(xlabel="flip strength s", ylabel="margin m = are + were − is − was (logits)", title=f"Agreement margin against strength (layer {data.layer})")
+    ax[2].legend(fontsize=7, loc="upper left")
+    for a in ax[1:]:
+        for v, name in ((0, "model"), (0.5, "removed"), (1, "flipped")): a.axvline(v, c="grey", ls=":", lw=0.8)
+        a.axvline(s, c="r", lw=0.8)
+    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.14, top=0.86, wspace=0.22)
+    fig.explorer_data = dict(sentence=sentence, plural=plural, strength=s, probabilities=probs, margin=margin, clean_probabilities=clean_probs,
+                             clean_margin=clean_margin, strengths=S, curve_probabilities=P, curve_margins=cur["margins"], layer=data.layer)
+    return fig
+
+def agreement_controls(data: AgreementExplorerData | None = None, sentence: str | None = None, strength: float = 1.0) -> dict:
+    "A flip-strength slider and a sentence picker for `agreement_explorer_figure`."
+    import ipywidgets as W
+    data = agreement_explorer_data() if data is None else data
+    k = data.max_strength
+    return dict(sentence=W.Dropdown(options=data.sentences, value=data.sentences[0] if sentence is None else sentence, description="sentence",
+                                    layout=W.Layout(width="420px")),
+                strength=W.FloatSlider(value=strength, min=-k, max=k, step=0.05, description="flip strength"))

@@ -24,11 +24,12 @@ __all__ = ['LAW_MODEL', 'ModularData', 'modular_addition_data', 'grok_config', '
            'redundancy_law', 'fit_redundancy_law', 'grok_law', 'law_fits', 'plot_law', 'register_cli']
 
 # %% ../nbs/04_grokking.ipynb #0f077d3e
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r} ({type(value).__name__})")
-    if value < minimum: raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
-    return int(value)
+from .ghmm import _check_int    # chapter 00's shared validator: TypeError for a non-int, ValueError below the minimum
+
+def _check_modulus(p) -> int:
+    "`p` as an int >= 3; a ValueError naming `p` otherwise, a non-integer included (this chapter's contract for the modulus)."
+    try: return _check_int(p, "p", 3)
+    except TypeError as e: raise ValueError(str(e)) from None
 
 @dataclass
 class ModularData:
@@ -41,7 +42,7 @@ class ModularData:
 
 def modular_addition_data(p: int = 53, train_fraction: float = 0.5, split_seed: int = 42) -> ModularData:
     "The spec's task: every pair, a fixed `np.random.RandomState(split_seed)` permutation, the first floor(fraction p^2) train."
-    p = _check_int(p, "p", 3)
+    p = _check_modulus(p)
     if not isinstance(train_fraction, (float, int)) or not 0 < train_fraction < 1:
         raise ValueError(f"train_fraction: expected a fraction strictly between 0 and 1, got {train_fraction!r}")
     a, b = np.divmod(np.arange(p * p), p)
@@ -56,7 +57,7 @@ def modular_addition_data(p: int = 53, train_fraction: float = 0.5, split_seed: 
 def grok_config(p: int = 53, seed: int = 0, n_layers: int = 2, d_model: int = 128, n_heads: int = 4, d_mlp: int = 512,
                 dropout: float = 0.1) -> TransformerConfig:
     "The spec's model: `n_layers` post-LN `nn.TransformerEncoderLayer`s (ReLU, dropout 0.1), learned positions, no final LN, PyTorch's init."
-    kw = dict(vocab_size=_check_int(p, "p", 3), n_ctx=2, d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_head=d_model // n_heads,
+    kw = dict(vocab_size=_check_modulus(p), n_ctx=2, d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_head=d_model // n_heads,
               d_mlp=d_mlp, act="relu", norm="post", dropout=dropout, final_ln=False, seed=seed)
     if "init" in {f.name for f in dataclasses.fields(TransformerConfig)}: kw["init"] = "torch"
     return TransformerConfig(**kw)

@@ -1,5 +1,6 @@
 """Tests for factornb.explore: the explorers' figures over a grid of parameters (edges included), their data against
 independent computations, bad parameters, and each widget built and moved."""
+import json
 import math
 import matplotlib
 matplotlib.use("Agg")
@@ -85,12 +86,12 @@ def test_geometry_explorer_loss_against_exact():
     # per-position SE of a mean of entropies in [0, log 9] over 2000 sequences is < log(9)/2/sqrt(2000) ~ 0.025; 0.03 is > 1 SE bound
     np.testing.assert_allclose(g["optimal_loss"], exact, atol=0.03)
     np.testing.assert_allclose(g["product_excess"], 0, atol=1e-12)
-    # the chain costs a product predictor (chapter 01: hidden dependencies)
+    # the chain costs a product predictor (chapter 01b: hidden dependencies)
     c = ex.geometry_explorer_figure(n_mess3=2, n_bloch=0, chain=True, n_sequences=300, length=5).explorer_data
     assert c["product_excess"][1:].mean() > 1e-2
 
 
-# --- 02b: training scrubber ------------------------------------------------------------------------------------
+# --- 02c: training scrubber ------------------------------------------------------------------------------------
 def test_training_explorer_scrubs_snapshots():
     run = ex.tiny_training_run()
     snap = run["snapshots"]
@@ -154,6 +155,150 @@ def test_ace_explorer_data_against_independent_algebra():
     np.testing.assert_allclose(same["cca"], 1, atol=1e-6)
 
 
+# --- 04: grokking scrubber ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def grok():
+    return ex.grok_explorer_data()
+
+
+def _grok_rows():
+    return json.loads((ex._results_dir() / "cores_grok" / "grok.json").read_text())
+
+
+@pytest.mark.parametrize("arm", ["main", "branch"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_grok_explorer_rows_are_the_runs(grok, arm, seed):
+    res = _grok_rows()
+    epochs = sorted({r["epoch"] for r in res["checkpoints"]})
+    stored = {r["epoch"]: r for r in res["checkpoints"] if r["seed"] == seed}
+    if arm == "branch":       # the branch shares the main arm's rows up to its start, then has its own
+        stored = {e: r for e, r in stored.items() if e <= res["branch"]["from_epoch"]}
+        stored.update({r["epoch"]: r for r in res["branch"]["checkpoints"] if r["seed"] == seed})
+    for epoch in (epochs[0], res["grok_epoch"], epochs[len(epochs) // 2], epochs[-1]):   # first and last epoch included
+        fig = ex.grok_explorer_figure(grok, epoch=epoch, seed=seed, arm=arm)
+        d = fig.explorer_data
+        assert d["row"] == stored[epoch]
+        np.testing.assert_array_equal(d["epochs"], sorted(stored))
+        np.testing.assert_array_equal(fig.axes[0].lines[1].get_ydata(), [stored[e]["test_acc"] for e in sorted(stored)])
+        # core dims drawn up to the chosen epoch only, and they are the rows' r_nec / r_suf_strict
+        upto = [e for e in sorted(stored) if e <= epoch]
+        np.testing.assert_array_equal(d["r_nec"], [stored[e]["r_nec"] for e in upto])
+        np.testing.assert_array_equal(fig.axes[1].lines[1].get_ydata(), [stored[e]["r_suf_strict"] for e in upto])
+        assert (d["eigenvalues"] is not None) == (seed == grok.saved_seed and epoch in grok.saved_epochs(arm))
+        plt.close(fig)
+
+
+def test_grok_explorer_spectra_are_the_chapters_clocks(grok):
+    from factornb.grokking import modular_addition_data, load_weights, analyse_model, last_position_states, core_dimensions, clock
+    res = _grok_rows()
+    saved = {w["epoch"] for w in res["weights"].values()}
+    assert saved <= set(grok.saved_epochs("main")) | set(grok.saved_epochs("branch"))
+    data = modular_addition_data(res["p"])
+    # the branch's end checkpoint: its own weights, re-measured by chapter 04's analyse_model
+    f = grok.path / res["weights"]["branch_end"]["file"]
+    e = res["weights"]["branch_end"]["epoch"]
+    d = ex.grok_explorer_figure(grok, epoch=e, seed=grok.saved_seed, arm="branch").explorer_data
+    row = analyse_model(load_weights(f), data)
+    assert d["spectrum"]["r_nec"] == row["r_nec"]
+    assert d["spectrum"]["frac_near"] == pytest.approx(row["frac_near_holdout"], abs=1e-12)   # same fit on the same core
+    assert d["spectrum"]["holdout_r2"] == pytest.approx(row["holdout_r2"], abs=1e-9)
+    # float16 weights vs the run's float32 model: r_nec within 1 of the stored row (chapter 04's tolerance)
+    stored = next(r for r in res["branch"]["checkpoints"] if r["epoch"] == e and r["seed"] == grok.saved_seed)
+    assert abs(d["spectrum"]["r_nec"] - stored["r_nec"]) <= 1
+    # eigenvalues: the held-out-block ridge fit of the class means of the r_nec-dim core, recomputed here
+    m = load_weights(f); H = last_position_states(m, data.x_test)
+    Q = core_dimensions(H, data.y_test, m.unembed.W_U.detach().double().numpy().T, m.unembed.b_U.detach().double().numpy())["basis"]
+    ev = clock(H @ Q[:, :row["r_nec"]], data.y_test, data.p, ridge=1.0, holdout=4)["operator"].eigenvalues   # analyse_model's: 4 classes at p 53
+    np.testing.assert_allclose(np.sort_complex(d["eigenvalues"]), np.sort_complex(ev), atol=1e-10)
+    # what is drawn is that spectrum
+    fig = ex.grok_explorer_figure(grok, epoch=e, seed=grok.saved_seed, arm="branch")
+    pts = np.concatenate([c.get_offsets() for c in fig.axes[2].collections])
+    np.testing.assert_allclose(np.sort_complex(pts[:, 0] + 1j * pts[:, 1]), np.sort_complex(ev), atol=1e-10)
+    # before the branch point the two arms share the checkpoint (and its spectrum)
+    first = grok.saved_epochs("main")[0]
+    assert first < res["branch"]["from_epoch"]
+    a = ex.grok_explorer_figure(grok, epoch=first, arm="main").explorer_data["eigenvalues"]
+    b = ex.grok_explorer_figure(grok, epoch=first, arm="branch").explorer_data["eigenvalues"]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_grok_explorer_on_a_tiny_run(tmp_path):
+    # a run made here (p 7, one seed, two checkpoints, a branch): the explorer reads any `factornb cores grok` folder
+    from factornb.grokking import grok_run
+    res = grok_run(p=7, seeds=[0], epochs=4, every=2, branch_at=2, batch_size=None, out=tmp_path, save_epochs=[0],
+                   model_kwargs=dict(d_model=16, d_mlp=32))
+    g = ex.GrokExplorerData(tmp_path)
+    assert g.epochs == [0, 2, 4] and g.seeds == [0] and g.arms == ["main", "branch"]
+    assert g.saved_epochs("main") == sorted({0} | {w["epoch"] for t, w in res["weights"].items() if t != "branch_end"})
+    for epoch in g.epochs:
+        d = ex.grok_explorer_figure(g, epoch=epoch, arm="branch").explorer_data
+        assert d["row"]["epoch"] == epoch
+
+
+# --- 05: agreement flip strength -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def agr():
+    return ex.agreement_explorer_data()
+
+
+def _clean_copulas(data, sentence):
+    x = torch.tensor([data.tokenizer(sentence)["input_ids"]])
+    with torch.no_grad(): logits = data.model(input_ids=x).logits[0, -1].double()
+    p = torch.softmax(logits, -1)[[data.ids[w] for w in ("is", "was", "are", "were")]].numpy()
+    return p, float(logits[data.ids["are"]] + logits[data.ids["were"]] - logits[data.ids["is"]] - logits[data.ids["was"]])
+
+
+def test_agreement_explorer_core_is_the_chapters(agr):
+    from factornb.agreement import spectral_gap
+    committed = json.loads((ex._results_dir() / "cores_agreement" / "agreement.json").read_text())["models"]["L2-seed0"]
+    assert agr.layer == committed["selected_layer"]
+    # chapter 05's agreement_core on the extraction half: the committed run's spectral gap (same model, prompts, code)
+    assert spectral_gap(agr.core) == pytest.approx(committed["spectral_gap"], rel=1e-6)
+
+
+@pytest.mark.parametrize("strength", [-2.0, -1.0, -0.25, 0.0, 0.5, 1.0, 1.6, 2.0])
+def test_agreement_explorer_matches_library(agr, strength):
+    from factornb.agreement import copula_probabilities, intervened_margins
+    from factornb.activations import reflect
+    hook = lambda pos: reflect(agr.core.basis, agr.core.mean, strength, pos)
+    for sentence in (agr.sentences[0], agr.sentences[1], agr.sentences[-1]):
+        fig = ex.agreement_explorer_figure(agr, sentence=sentence, strength=strength)
+        d = fig.explorer_data
+        # float32 model: the same forward pass, batched differently, agrees to ~1e-6
+        np.testing.assert_allclose(d["probabilities"], copula_probabilities(agr.model, agr.tokenizer, [sentence], agr.layer, hook)[0], atol=1e-6)
+        assert d["margin"] == pytest.approx(intervened_margins(agr.model, agr.tokenizer, [sentence], agr.layer, hook)[0], abs=1e-4)
+        # the batched curve (one strength per row) at this strength is the library's flip too
+        i = int(np.argmin(np.abs(agr.strengths - strength)))
+        assert agr.strengths[i] == pytest.approx(strength, abs=1e-12)
+        np.testing.assert_allclose(d["curve_probabilities"][i], d["probabilities"], atol=1e-6)
+        assert d["curve_margins"][i] == pytest.approx(d["margin"], abs=1e-4)
+        # the bars and the marker drawn are those numbers
+        np.testing.assert_array_equal([b.get_height() for b in fig.axes[0].containers[0]], d["probabilities"])
+        marker = [l for l in fig.axes[2].lines if l.get_marker() == "o"]
+        assert len(marker) == 1 and list(marker[0].get_xydata()[0]) == [strength, d["margin"]]
+        plt.close(fig)
+
+
+def test_agreement_explorer_strength_zero_is_the_model_and_the_sign_flips_the_verb(agr):
+    for sentence in agr.sentences:
+        p, m = _clean_copulas(agr, sentence)
+        d = ex.agreement_explorer_figure(agr, sentence=sentence, strength=0.0).explorer_data
+        np.testing.assert_allclose(d["probabilities"], p, atol=1e-6)          # no hook vs a hook at strength 0: float32 rounding
+        np.testing.assert_allclose(d["clean_probabilities"], p, atol=1e-6)
+        assert d["margin"] == pytest.approx(m, abs=1e-4)
+        own = d["plural"]
+        assert own in (0, 1)
+        wins = lambda q: int(q[2:].sum() > q[:2].sum())                     # 1: are/were win
+        assert wins(p) == own                                               # the model agrees with its subject
+        # the chapter's flip (s = 1) makes the other number win; s = -1 (the same move, the other sign of 1 - 2s) keeps it
+        flip = ex.agreement_explorer_figure(agr, sentence=sentence, strength=1.0).explorer_data
+        back = ex.agreement_explorer_figure(agr, sentence=sentence, strength=-1.0).explorer_data
+        assert wins(flip["probabilities"]) == 1 - own and wins(back["probabilities"]) == own
+        assert np.sign(flip["margin"]) == -np.sign(m) and np.sign(back["margin"]) == np.sign(m)
+        assert abs(back["margin"]) > abs(m)                                 # s < 0 pushes further the way the model leans
+        plt.close("all")
+
+
 # --- bad parameters --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("fn,kw,name", [
     (ex.ghmm_explorer_figure, dict(x=0.51), "x"), (ex.ghmm_explorer_figure, dict(x=-0.01), "x"), (ex.ghmm_explorer_figure, dict(x=0.0), "x"),
@@ -167,6 +312,10 @@ def test_ace_explorer_data_against_independent_algebra():
     (ex.training_explorer_figure, dict(step=-5), "step"), (ex.training_explorer_figure, dict(snapshots={"x": 1}), "snapshots"),
     (ex.ace_explorer_figure, dict(rank=0), "rank"), (ex.ace_explorer_figure, dict(rank=7), "rank"),
     (ex.ace_explorer_figure, dict(seed_a=42), "seed_a"), (ex.ace_explorer_figure, dict(seed_b="0"), "seed_b"),
+    (ex.grok_explorer_figure, dict(epoch=150), "epoch"), (ex.grok_explorer_figure, dict(epoch=True), "epoch"),
+    (ex.grok_explorer_figure, dict(seed=3), "seed"), (ex.grok_explorer_figure, dict(arm="wd 0"), "arm"),
+    (ex.agreement_explorer_figure, dict(strength=2.01), "strength"), (ex.agreement_explorer_figure, dict(strength=float("nan")), "strength"),
+    (ex.agreement_explorer_figure, dict(strength="1"), "strength"), (ex.agreement_explorer_figure, dict(sentence="The key is"), "sentence"),
 ])
 def test_bad_parameters(fn, kw, name):
     with pytest.raises(ValueError, match=name):
@@ -177,6 +326,10 @@ def test_bad_inputs_to_builders():
     with pytest.raises(ValueError, match="result"): ex.training_snapshots({"history": []})
     with pytest.raises(ValueError, match="models"): ex.AceExplorerData({}, torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(TypeError, match="data"): ex.ace_explorer_figure(data="not data")
+    with pytest.raises(TypeError, match="data"): ex.grok_explorer_figure(data="results/cores_grok")
+    with pytest.raises(TypeError, match="data"): ex.agreement_explorer_figure(data="L2-seed0")
+    with pytest.raises(ValueError, match="path"): ex.GrokExplorerData("/nonexistent-folder")
+    with pytest.raises(TypeError, match="model"): ex.AgreementExplorerData(model=3)
     with pytest.raises(TypeError, match="figure_fn"): ex.explorer_widget(3, ex.ghmm_controls())
     with pytest.raises(TypeError, match="controls"): ex.explorer_widget(ex.ghmm_explorer_figure, {})
 
@@ -192,6 +345,16 @@ def test_bad_inputs_to_builders():
              lambda f: f.explorer_data["step"], lambda: ex.tiny_training_run()["snapshots"]["steps"][1]),
     lambda: (ex.ace_explorer_figure, ex.ace_controls(), {}, "rank", 2, lambda f: f.explorer_data["keep"],
              lambda: ex.small_markov_models().seed_data(0)["scan"]["keep"][1]),
+    lambda: (ex.grok_explorer_figure, ex.grok_controls(), {}, "epoch", 2000, lambda f: f.explorer_data["row"]["test_acc"],
+             lambda: ex.grok_explorer_figure(epoch=2000).explorer_data["row"]["test_acc"]),
+    lambda: (ex.grok_explorer_figure, ex.grok_controls(epoch=300), {}, "seed", 2, lambda f: f.explorer_data["r_nec"],
+             lambda: ex.grok_explorer_figure(epoch=300, seed=2).explorer_data["r_nec"]),
+    lambda: (ex.grok_explorer_figure, ex.grok_controls(epoch=2000), {}, "arm", "branch", lambda f: f.explorer_data["eigenvalues"],
+             lambda: ex.grok_explorer_figure(epoch=2000, arm="branch").explorer_data["eigenvalues"]),
+    lambda: (ex.agreement_explorer_figure, ex.agreement_controls(), {}, "strength", -0.5, lambda f: f.explorer_data["probabilities"],
+             lambda: ex.agreement_explorer_data().at(ex.agreement_explorer_data().sentences[0], -0.5)[0]),
+    lambda: (ex.agreement_explorer_figure, ex.agreement_controls(), {}, "sentence", ex.AGREEMENT_EXPLORER_SENTENCES[2],
+             lambda f: f.explorer_data["margin"], lambda: ex.agreement_explorer_data().at(ex.AGREEMENT_EXPLORER_SENTENCES[2], 1.0)[1]),
 ])
 def test_widget_redraws_on_change(make):
     fn, controls, fixed, name, value, read, expected = make()

@@ -14,9 +14,23 @@ torch.set_num_threads(1)
 
 
 # --- bad input -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("p", [2, 0, -5, 3.0, "53", True])
-def test_bad_modulus(p):
-    with pytest.raises(ValueError, match="p: expected an integer >= 3"): modular_addition_data(p)
+@pytest.mark.parametrize("p", [2, 0, -5])
+def test_modulus_below_3(p):
+    with pytest.raises(ValueError, match="p: expected an int >= 3"): modular_addition_data(p)
+
+
+@pytest.mark.parametrize("p", [3.0, 7.5, "53", True, None])
+def test_modulus_not_an_int_is_a_value_error(p):
+    # issue 8's contract: a modulus that is not an int is a ValueError naming p (the shared validator would raise TypeError)
+    with pytest.raises(ValueError, match="p: expected an int"): modular_addition_data(p)
+    with pytest.raises(ValueError, match="p: expected an int"): grok_config(p)
+
+
+@pytest.mark.parametrize("kw,name", [(dict(epochs=1.5), "epochs"), (dict(epochs=True), "epochs"), (dict(epochs=10, branch_at=5.0, every=5), "branch_at")])
+def test_other_counts_not_ints_are_type_errors(kw, name):
+    # the other counts use chapter 00's shared `_check_int`: a TypeError naming the argument
+    with pytest.raises(TypeError, match=f"{name}: expected an int"): grok_run(p=5, seeds=[0], **kw)
+    with pytest.raises(TypeError, match="seeds: expected an int"): GrokTrainer(modular_addition_data(5), [0.5])
 
 
 @pytest.mark.parametrize("f", [0, 1, 1.5, -0.1])
