@@ -8,7 +8,8 @@ import argparse, json, sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['notebook_to_markdown', 'write_readme', 'cell_flags', 'build_book', 'check_book', 'main']
+__all__ = ['notebook_to_markdown', 'write_readme', 'cell_flags', 'build_book', 'code_hash', 'execute_notebook', 'check_executed',
+           'check_book', 'main']
 
 # %% ../nbs/90_cli.ipynb #02eb1f41
 def _cell_source(cell) -> str:
@@ -71,20 +72,65 @@ def build_book(out="_book", root=None, execute: bool = False) -> list[Path]:
     pages, flags = [], _test_flags(root)
     for path in sorted((root / "nbs").glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
-        if execute:
-            from execnb.shell import CaptureShell
-            from execnb.nbio import read_nb
-            import os
-            ex = read_nb(path); cwd = os.getcwd(); os.chdir(path.parent)
-            skip = lambda cell: cell.cell_type != "code" or bool(cell_flags(cell) & flags)   # as nbdev_test: no slow/gpu cells
-            try: CaptureShell().run_all(ex, exc_stop=True, preproc=skip)
-            finally: os.chdir(cwd)
-            nb = nbformat.reads(json.dumps(ex), as_version=4)
+        if execute: nb = nbformat.reads(json.dumps(_run_notebook(path, flags)), as_version=4)   # as nbdev_test: no slow/gpu cells
         html, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
         page = out / (path.stem + ".html"); page.write_text(html, encoding="utf-8"); pages.append(page)
     links = "\n".join(f'<li><a href="{p.name}">{p.stem}</a></li>' for p in pages)
     (out / "book.html").write_text(f"<html><body><h1>factornb</h1><ol>{links}</ol></body></html>", encoding="utf-8")
     return pages
+
+# %% ../nbs/90_cli.ipynb #74d5a170
+def code_hash(nb: dict) -> str:
+    "sha256 of the sources of a notebook's code cells in order: what its committed outputs were computed from."
+    import hashlib
+    h = hashlib.sha256()
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code": h.update(_cell_source(cell).encode("utf-8") + b"\0")
+    return h.hexdigest()
+
+def _run_notebook(path: Path, flags: set[str]):
+    "The execnb notebook at `path`, run top to bottom in its folder; tst_flags cells are skipped and left without outputs."
+    from execnb.shell import CaptureShell
+    from execnb.nbio import read_nb
+    import os
+    nb = read_nb(path); cwd = os.getcwd(); os.chdir(path.parent)
+    skip = lambda cell: cell.cell_type != "code" or bool(cell_flags(cell) & flags)
+    for cell in nb.cells:
+        if cell.cell_type == "code": cell.outputs = []
+    try: CaptureShell().run_all(nb, exc_stop=True, preproc=skip)
+    finally: os.chdir(cwd)
+    return nb
+
+# %% ../nbs/90_cli.ipynb #c72ba6c8
+def execute_notebook(path, root=None) -> Path:
+    "Run notebook `path` (skipping `tst_flags` cells) and write it back with its outputs and `code_hash`; raises on the first error, writing nothing."
+    from execnb.nbio import write_nb
+    from nbdev.clean import nbdev_clean
+    root = _repo_root(root); path = Path(path).resolve()
+    if path.suffix != ".ipynb" or not path.exists(): raise ValueError(f"path: expected an existing .ipynb file, got {path}")
+    nb = _run_notebook(path, _test_flags(root))
+    nb.metadata["factornb"] = {"executed_code_sha256": code_hash(nb)}
+    write_nb(nb, path)
+    cwd = Path.cwd()
+    import os
+    os.chdir(root)
+    try: nbdev_clean(fname=str(path))
+    finally: os.chdir(cwd)
+    return path
+
+def check_executed(paths) -> list[str]:
+    "Problems of committed notebooks: never executed, code changed since (stale `code_hash`), or an error output."
+    problems = []
+    for path in map(Path, paths):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        stored = nb.get("metadata", {}).get("factornb", {}).get("executed_code_sha256")
+        if stored is None: problems.append(f"{path.name}: not executed (run `factornb execute {path}`)")
+        elif stored != code_hash(nb): problems.append(f"{path.name}: code changed since it was executed (run `factornb execute {path}`)")
+        for i, cell in enumerate(nb["cells"]):
+            for o in cell.get("outputs", []):
+                if o.get("output_type") == "error" or (o.get("name") == "stderr" and "Traceback" in "".join(o.get("text", ""))):
+                    problems.append(f"{path.name}: cell {i} has an error output")
+    return problems
 
 # %% ../nbs/90_cli.ipynb #baa10631
 def _title(path) -> str | None:
@@ -124,6 +170,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="_book", help="output folder (default: _book)")
     b.add_argument("--execute", action="store_true", help="run the notebooks first so the pages carry fresh outputs")
     b.add_argument("--check", action="store_true", help="after rendering, fail (exit 1) on a missing page, a page without its title or a dead link")
+    e = sub.add_parser("execute", help="run chapters top to bottom and commit-ready their outputs (default: every notebook in nbs/)")
+    e.add_argument("paths", nargs="*", help="notebooks (default: all of nbs/*.ipynb)")
+    e.add_argument("--check", action="store_true", help="run nothing; fail (exit 1) if a notebook is unexecuted, stale or holds an error")
     from factornb import train, ace, grokking, agreement   # imported here: `factornb readme` and `book` need no torch at import time
     train.register_cli(sub)
     cores = ace.register_cli(sub)   # `factornb cores ...`: chapter 03 makes the group, chapters 04 and 05 add to it
@@ -143,4 +192,16 @@ def main(argv: list[str] | None = None) -> int:
         problems = check_book(args.out) if args.check else []
         for line in problems: print("broken:", line)
         return 1 if problems else 0
+    if args.command == "execute":
+        root = _repo_root()
+        paths = [Path(p) for p in args.paths] or sorted((root / "nbs").glob("*.ipynb"))
+        if args.check:
+            problems = check_executed(paths)
+            for line in problems: print("stale:", line)
+            print(f"{len(paths) - len({p.split(':')[0] for p in problems})} of {len(paths)} notebooks executed and current")
+            return 1 if problems else 0
+        import time
+        for p in paths:
+            t0 = time.perf_counter(); execute_notebook(p, root); print(f"executed {p} in {time.perf_counter() - t0:.0f} s", flush=True)
+        return 0
     return int(args.func(args))
