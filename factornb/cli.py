@@ -204,4 +204,6 @@ def main(argv: list[str] | None = None) -> int:
         for p in paths:
             t0 = time.perf_counter(); execute_notebook(p, root); print(f"executed {p} in {time.perf_counter() - t0:.0f} s", flush=True)
         return 0
-    return int(args.func(args))
+    try: return int(args.func(args))
+    except ValueError as e:          # bad input (a missing checkpoint, an out-of-range option): one line, exit 2 as argparse does
+        print(f"factornb {args.command}: error: {e}", file=sys.stderr); return 2
