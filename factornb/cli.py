@@ -97,7 +97,9 @@ def _run_notebook(path: Path, flags: set[str]):
     skip = lambda cell: cell.cell_type != "code" or bool(cell_flags(cell) & flags)
     for cell in nb.cells:
         if cell.cell_type == "code": cell.outputs = []
-    try: CaptureShell().run_all(nb, exc_stop=True, preproc=skip)
+    shell = CaptureShell()
+    shell.run("%config InlineBackend.print_figure_kwargs = {'dpi': 72, 'bbox_inches': 'tight'}")   # modest PNGs: the book stays light
+    try: shell.run_all(nb, exc_stop=True, preproc=skip)
     finally: os.chdir(cwd)
     return nb
 
