@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_cli.ipynb #0f69c586
 from __future__ import annotations
-import argparse, json, sys
+import argparse, contextlib, json, os, sys
 from pathlib import Path
 
 # %% auto #0
@@ -88,19 +88,24 @@ def code_hash(nb: dict) -> str:
         if cell["cell_type"] == "code": h.update(_cell_source(cell).encode("utf-8") + b"\0")
     return h.hexdigest()
 
+@contextlib.contextmanager
+def _working_directory(folder):
+    "Run the body with `folder` as the working directory, then return to the previous one."
+    cwd = os.getcwd(); os.chdir(folder)
+    try: yield
+    finally: os.chdir(cwd)
+
 def _run_notebook(path: Path, flags: set[str]):
     "The execnb notebook at `path`, run top to bottom in its folder; tst_flags cells are skipped and left without outputs."
     from execnb.shell import CaptureShell
     from execnb.nbio import read_nb
-    import os
-    nb = read_nb(path); cwd = os.getcwd(); os.chdir(path.parent)
+    nb = read_nb(path)
     skip = lambda cell: cell.cell_type != "code" or bool(cell_flags(cell) & flags)
     for cell in nb.cells:
         if cell.cell_type == "code": cell.outputs = []
     shell = CaptureShell()
     shell.run("%config InlineBackend.print_figure_kwargs = {'dpi': 72, 'bbox_inches': 'tight'}")   # modest PNGs: the book stays light
-    try: shell.run_all(nb, exc_stop=True, preproc=skip)
-    finally: os.chdir(cwd)
+    with _working_directory(path.parent): shell.run_all(nb, exc_stop=True, preproc=skip)
     return nb
 
 # %% ../nbs/90_cli.ipynb #c72ba6c8
@@ -113,11 +118,7 @@ def execute_notebook(path, root=None) -> Path:
     nb = _run_notebook(path, _test_flags(root))
     nb.metadata["factornb"] = {"executed_code_sha256": code_hash(nb)}
     write_nb(nb, path)
-    cwd = Path.cwd()
-    import os
-    os.chdir(root)
-    try: nbdev_clean(fname=str(path))
-    finally: os.chdir(cwd)
+    with _working_directory(root): nbdev_clean(fname=str(path))      # nbdev reads settings.ini from the working directory
     return path
 
 def check_executed(paths) -> list[str]:
