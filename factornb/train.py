@@ -17,15 +17,15 @@ from .geometry import cumulative_explained_variance, dims_at, fit_belief_regress
 from .activations import run_with_cache
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'ARCHITECTURES', 'SCALES', 'EXPERIMENTS', 'PAPER_NUMBERS', 'TrainConfig',
-           'WindowedReduceLROnPlateau', 'checkpoint_schedule', 'architecture_of', 'uses_bos', 'save_checkpoint',
-           'read_checkpoint', 'load_checkpoint', 'resolve_device', 'inputs_and_labels', 'optimal_training_loss',
-           'batch_generator', 'train', 'last_layer', 'layer_activations', 'analysis_inputs', 'prefix_data',
-           'belief_geometry', 'vary_one_subspaces', 'subspace_overlaps', 'pooled_dims95', 'run_experiment', 'summarize',
-           'experiment_process', 'experiment_model', 'run_named', 'init_overlap_band', 'residual_layers',
-           'checkpoint_paths', 'analyze_checkpoints', 'plot_checkpoint_analysis', 'plot_belief_grid',
-           'plot_training_geometry', 'plot_orthogonality', 'plot_noise', 'reproduce', 'report_markdown',
-           'seconds_per_step', 'train_plan', 'register_cli']
+__all__ = ['CHECKPOINT_FORMAT', 'ARCHITECTURES', 'SCALES', 'EXPERIMENTS', 'PAPER_NUMBERS', 'PAPER_CPU_RUN', 'PAPER_CPU_COMMANDS',
+           'TrainConfig', 'WindowedReduceLROnPlateau', 'checkpoint_schedule', 'architecture_of', 'uses_bos',
+           'save_checkpoint', 'read_checkpoint', 'load_checkpoint', 'resolve_device', 'inputs_and_labels',
+           'optimal_training_loss', 'batch_generator', 'train', 'last_layer', 'layer_activations', 'analysis_inputs',
+           'prefix_data', 'belief_geometry', 'vary_one_subspaces', 'subspace_overlaps', 'pooled_dims95',
+           'run_experiment', 'summarize', 'experiment_process', 'experiment_model', 'run_named', 'init_overlap_band',
+           'residual_layers', 'checkpoint_paths', 'analyze_checkpoints', 'plot_checkpoint_analysis', 'plot_belief_grid',
+           'plot_training_geometry', 'plot_orthogonality', 'plot_noise', 'reproduce_plan', 'reproduce_plan_text',
+           'reproduce', 'report_markdown', 'seconds_per_step', 'train_settings', 'train_plan', 'register_cli']
 
 # %% ../nbs/02c_training.ipynb #a97ae4e3
 @dataclasses.dataclass
@@ -234,7 +234,7 @@ def _resume(out, config: TrainConfig, arch: str, model, opt, sched) -> tuple[lis
     if out is None or not config.resume or (last := _latest_checkpoint(out)) is None: return [], 0
     ck = read_checkpoint(last, arch)
     if ck["step"] > config.steps: raise ValueError(f"config: out_dir {out} holds step {ck['step']} > steps={config.steps}")
-    old = {k: v for k, v in (ck["train_config"] or {}).items() if k not in ("steps", "progress", "out_dir", "resume", "keep_checkpoints", "micro_batch")}
+    old = {k: v for k, v in (ck["train_config"] or {}).items() if k not in ("steps", "progress", "out_dir", "resume", "keep_checkpoints", "micro_batch", "log_every")}
     new = {k: v for k, v in dataclasses.asdict(config).items() if k in old}
     if old != new: raise ValueError(f"config: cannot resume from {last}: its training config differs ({old} vs {new})")
     model.load_state_dict(ck["state_dict"]); opt.load_state_dict(ck["optimizer"]); sched.load_state_dict(ck["scheduler"])
@@ -688,9 +688,45 @@ def _save(fig, path) -> str:
     fig.savefig(path, dpi=110); plt.close(fig); return Path(path).name
 
 # %% ../nbs/02c_training.ipynb #0b6f7887
+def reproduce_plan(scale: str = "cpu") -> list[dict]:
+    "The runs `reproduce` makes at `scale`, in order: name, experiment, arch, eps, d_model (None: the scale's model), steps, batch_size."
+    sc = _scale(scale)
+    runs = [dict(name="independent", experiment="independent", steps=sc["steps"]),
+            dict(name="chain", experiment="chain", steps=sc["short_steps"])]
+    runs += [dict(name=f"noise {e:g}", experiment="noise", eps=e, steps=sc["noise_steps"]) for e in sc["eps"]]   # equal lengths
+    for kind in sc["recurrent"]:
+        widths = sc["recurrent_widths"][kind]
+        runs += [dict(name=kind if len(widths) == 1 and scale == "cpu" else f"{kind}{w}", experiment="independent", arch=kind,
+                      d_model=w, steps=sc["short_steps"]) for w in widths]
+    return [{**dict(arch="transformer", eps=0.0, d_model=None, batch_size=sc["batch_size"]), **r} for r in runs]
+
+def _duration(seconds: float) -> str:
+    "Minutes under an hour, else hours (whole hours from 100)."
+    if seconds < 3600: return f"{seconds / 60:.2g} min"
+    return f"{seconds / 3600:,.0f} h" if seconds >= 360_000 else f"{seconds / 3600:.3g} h"
+
+def reproduce_plan_text(scale: str = "cpu", device: str = "auto", timed: bool = True) -> str:
+    """The plan `factornb reproduce` prints: each run, and (if `timed`) a training step of each model timed on `device` with the
+    estimated hours; then the commands that made the committed CPU runs of the paper's process."""
+    plan, dev = reproduce_plan(scale), resolve_device(device)
+    lines = [f"reproduce --scale {scale}: {len(plan)} runs, {sum(r['steps'] for r in plan):,} steps of batch {plan[0]['batch_size']:,} on {dev}"]
+    per_step = {}
+    for r in plan:
+        key = (r["experiment"] == "noise", r["arch"], r["d_model"])
+        if timed and key not in per_step:
+            process = experiment_process(r["experiment"], r["eps"], scale)
+            cfg = TrainConfig(steps=1, batch_size=r["batch_size"], device=device, micro_batch=None if dev.type == "cuda" else 1000)
+            per_step[key] = seconds_per_step(experiment_model(r["arch"], process, scale, d_model=r["d_model"]), process, cfg, n_steps=1)
+        t = f", {per_step[key]:.3g} s/step -> {_duration(per_step[key] * r['steps'])}" if timed else ""
+        lines.append(f"  {r['name']:<12s} {r['arch']:<11s} {r['steps']:>9,} steps{t}")
+    if timed: lines.append(f"  total about {_duration(sum(per_step[(r['experiment'] == 'noise', r['arch'], r['d_model'])] * r['steps'] for r in plan))}")
+    lines.append("The paper's process on a CPU (committed results; each folder's README.md has the analysis commands):")
+    lines += [f"  {folder}: {command}" for folder, command in PAPER_CPU_COMMANDS.items()]
+    return "\n".join(lines)
+
 def reproduce(out: str, scale: str = "cpu", device: str = "auto", progress: bool | None = None, threads: int | None = 1) -> dict:
-    """Run the five paper-1 experiments at `scale`; write figures, `summary.json` and `report.md` to `out`. Returns the summary.
-    `threads`: torch intra-op and BLAS threads during the run (None: leave them as they are)."""
+    """Run the five paper-1 experiments at `scale` (the runs of `reproduce_plan`); write figures, `summary.json` and `report.md`
+    to `out`. Returns the summary. `threads`: torch intra-op and BLAS threads during the run (None: leave them as they are)."""
     from threadpoolctl import threadpool_limits   # a dependency of scikit-learn
     _scale(scale)
     if threads is None: return _reproduce(out, scale, device, progress)
@@ -700,28 +736,27 @@ def reproduce(out: str, scale: str = "cpu", device: str = "auto", progress: bool
     finally: torch.set_num_threads(old)
 
 def _reproduce(out, scale, device, progress) -> dict:
-    sc = _scale(scale); out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter(); S, figs = {}, {}
-    kw = dict(scale=scale, device=device, progress=progress)
-    ind = run_named("independent", vary_one=True, **kw)
-    band = init_overlap_band("independent", scale)
+    plan = reproduce_plan(scale)
+    runs = {r["name"]: run_named(r["experiment"], arch=r["arch"], eps=r["eps"], scale=scale, steps=r["steps"], d_model=r["d_model"],
+                                 device=device, progress=progress, vary_one=r["name"] == "independent") for r in plan}
+    ind, band = runs["independent"], init_overlap_band("independent", scale)
     S["independent"] = summarize(ind); S["independent"]["init_band_k1_k2"] = band[:2].tolist()
     figs["independent_beliefs"] = _save(plot_belief_grid(ind), out / "fig2a_beliefs.png")
     figs["independent_training"] = _save(plot_training_geometry(ind), out / "fig2_training.png")
     figs["orthogonality"] = _save(plot_orthogonality(ind, band), out / "fig3_orthogonality.png")
-    chain = run_named("chain", steps=sc["short_steps"], **kw); S["chain"] = summarize(chain)
-    figs["chain_beliefs"] = _save(plot_belief_grid(chain), out / "fig4a_beliefs.png")
-    figs["chain_training"] = _save(plot_training_geometry(chain), out / "fig4_training.png")
-    noise = {e: run_named("noise", eps=e, steps=sc["noise_steps"], **kw) for e in sc["eps"]}   # equal lengths
+    S["chain"] = summarize(runs["chain"])
+    figs["chain_beliefs"] = _save(plot_belief_grid(runs["chain"]), out / "fig4a_beliefs.png")
+    figs["chain_training"] = _save(plot_training_geometry(runs["chain"]), out / "fig4_training.png")
+    noise = {r["eps"]: runs[r["name"]] for r in plan if r["experiment"] == "noise"}
     S["noise"] = {str(e): summarize(r) for e, r in noise.items()}
     figs["noise"] = _save(plot_noise(noise), out / "fig5_noise.png")
     S["recurrent"] = {}
-    for kind in sc["recurrent"]:
-        for width in sc["recurrent_widths"][kind]:
-            name = kind if len(sc["recurrent_widths"][kind]) == 1 and scale == "cpu" else f"{kind}{width}"
-            r = run_named("independent", arch=kind, steps=sc["short_steps"], d_model=width, **kw); S["recurrent"][name] = summarize(r)
-            figs[f"{name}_beliefs"] = _save(plot_belief_grid(r), out / f"rq5_{name}_beliefs.png")
-            figs[f"{name}_training"] = _save(plot_training_geometry(r), out / f"rq5_{name}_training.png")
+    for name in (r["name"] for r in plan if r["arch"] != "transformer"):
+        S["recurrent"][name] = summarize(runs[name])
+        figs[f"{name}_beliefs"] = _save(plot_belief_grid(runs[name]), out / f"rq5_{name}_beliefs.png")
+        figs[f"{name}_training"] = _save(plot_training_geometry(runs[name]), out / f"rq5_{name}_training.png")
     S["figures"], S["scale"], S["wall_s"] = figs, scale, time.perf_counter() - t0
     (out / "summary.json").write_text(json.dumps(S, indent=1, default=float))
     (out / "report.md").write_text(report_markdown(S))
@@ -766,20 +801,45 @@ def seconds_per_step(model: nn.Module, process, config: TrainConfig, n_steps: in
         times.append(time.perf_counter() - t0)
     return float(np.median(times[1:]))
 
-def train_plan(args) -> tuple:
-    "(process, model, TrainConfig, plan text) for `factornb train`: `--scale auto` is 'paper' on CUDA and 'cpu' otherwise."
-    scale = args.scale if args.scale != "auto" else ("paper" if resolve_device(args.device).type == "cuda" else "cpu")
+# the CPU-sized run of the paper's process that made results/paper1_independent (chapter section "Paper 1's own process on a CPU")
+PAPER_CPU_RUN = dict(d_model=96, n_layers=3, n_heads=3, batch_size=25_000, lr=1e-3, steps=1_000)
+PAPER_CPU_COMMANDS = {   # folder -> the command that trained it (each folder's README.md has the analysis commands)
+    "results/paper1_independent": "factornb train --scale paper --d-model 96 --layers 3 --heads 3 --batch-size 25000 --lr 1e-3 "
+                                  "--steps 1000 --threads 1 --out runs/paper1_d96",
+    "results/paper1_recurrent/lstm32": "factornb train --scale paper --arch lstm --d-model 32 --batch-size 1000 --lr 3e-3 --steps 3000 "
+                                       "--threads 1 --out runs/paper1_lstm32",
+    "results/paper1_recurrent/rnn64": "factornb train --scale paper --arch rnn --d-model 64 --batch-size 1000 --lr 3e-3 --steps 3000 "
+                                      "--threads 1 --out runs/paper1_rnn64",
+    "results/paper1_recurrent/rnn256": "factornb train --scale paper --arch rnn --d-model 256 --batch-size 1000 --lr 2e-3 --steps 2999 "
+                                       "--threads 1 --out runs/paper1_rnn256",   # run as --steps 2000, then resumed to 2999
+}
+
+def train_settings(args) -> tuple:
+    """(process, model, TrainConfig, scale text) of `factornb train` arguments, untimed. `--scale auto`: on CUDA the paper's
+    settings, on a CPU the paper's process with `PAPER_CPU_RUN`; each flag overrides its default, and any of --d-model,
+    --layers, --heads replaces the default model (the scale's model fills what is not given)."""
+    device = resolve_device(args.device)
+    cpu_run = args.scale == "auto" and device.type != "cuda"
+    scale = "paper" if args.scale == "auto" else args.scale
+    defaults = {**{k: SCALES[scale][k] for k in ("steps", "batch_size", "lr")}, **(PAPER_CPU_RUN if cpu_run else {})}
+    given = {k: v for k, v in dict(d_model=args.d_model, n_layers=args.layers, n_heads=args.heads).items() if v is not None}
+    sizes = given or ({k: defaults[k] for k in ("d_model", "n_layers", "n_heads")} if cpu_run and args.arch == "transformer" else {})
     process = experiment_process(args.experiment, args.eps, scale)
-    model = experiment_model(args.arch, process, scale, seed=args.model_seed, d_model=args.d_model, n_layers=args.layers, n_heads=args.heads)
-    steps = args.steps if args.steps is not None else (500_000 if scale == "paper" else SCALES["cpu"]["steps"])
-    cfg = TrainConfig(steps=steps, batch_size=args.batch_size or SCALES[scale]["batch_size"], lr=args.lr or SCALES[scale]["lr"],
+    model = experiment_model(args.arch, process, scale, seed=args.model_seed, **sizes)
+    steps = args.steps if args.steps is not None else defaults["steps"]
+    cfg = TrainConfig(steps=steps, batch_size=args.batch_size or defaults["batch_size"], lr=args.lr or defaults["lr"],
                       device=args.device, seed=args.seed, out_dir=args.out, log_every=max(1, steps // 1000),
-                      micro_batch=args.micro_batch if args.micro_batch else (None if resolve_device(args.device).type == "cuda" else 1000))
+                      micro_batch=args.micro_batch if args.micro_batch else (None if device.type == "cuda" else 1000))
+    return process, model, cfg, f"{scale} scale" + (" (the CPU-sized run of results/paper1_independent)" if cpu_run else "")
+
+def train_plan(args) -> tuple:
+    "(process, model, TrainConfig, plan text) for `factornb train`: `train_settings` and a step timed on the device."
+    process, model, cfg, scale = train_settings(args)
     per_step = seconds_per_step(model, process, cfg)
     n_params = sum(p.numel() for p in model.parameters())
-    plan = (f"plan: {args.experiment} process {process!r} at {scale} scale; {args.arch} with {n_params:,} parameters; "
-            f"{steps:,} steps x batch {cfg.batch_size:,} (seq {cfg.seq_len}, chunks of {cfg.micro_batch or cfg.batch_size:,}), lr {cfg.lr:g}, device {resolve_device(args.device)}; "
-            f"{per_step:.3g} s/step measured -> about {per_step * steps / 60:.1f} min")
+    plan = (f"plan: {args.experiment} process {process!r} at {scale}; {args.arch} with {n_params:,} parameters; "
+            f"{cfg.steps:,} steps x batch {cfg.batch_size:,} (seq {cfg.seq_len}, chunks of {cfg.micro_batch or cfg.batch_size:,}), lr {cfg.lr:g}, "
+            f"device {resolve_device(args.device)}; {per_step:.3g} s/step measured -> about {per_step * cfg.steps / 60:.1f} min")
     return process, model, cfg, plan
 
 # %% ../nbs/02c_training.ipynb #09c9ca4c
@@ -813,6 +873,9 @@ def _cmd_analyze(args) -> int:
     return 0
 
 def _cmd_reproduce(args) -> int:
+    if args.plan: print(reproduce_plan_text(args.scale, args.device)); return 0
+    if args.out is None: raise ValueError("--out: expected an output folder (or --plan, which trains nothing)")
+    print(reproduce_plan_text(args.scale, args.device, timed=False), flush=True)
     S = reproduce(args.out, args.scale, args.device)
     print((Path(args.out) / "report.md").read_text()); return 0
 
@@ -822,13 +885,13 @@ def register_cli(subparsers) -> None:
     t.add_argument("--experiment", choices=EXPERIMENTS, default="independent")
     t.add_argument("--eps", type=float, default=0.2, help="noise level for --experiment noise (default 0.2)")
     t.add_argument("--arch", choices=ARCHITECTURES, default="transformer")
-    t.add_argument("--scale", choices=("auto", *SCALES), default="auto", help="process/model size (default auto: 'paper' on CUDA, 'cpu' otherwise)")
-    t.add_argument("--steps", type=int, default=None, help="optimizer steps (default 500000 at paper scale, 400 at cpu scale)")
-    t.add_argument("--batch-size", type=int, default=None, help="sequences per step (default 25000 at paper scale)")
-    t.add_argument("--lr", type=float, default=None, help="learning rate (default 5e-4 at paper scale)")
+    t.add_argument("--scale", choices=("auto", *SCALES), default="auto", help="process/model size (default auto: the paper's settings on CUDA; on a CPU the paper's process with the CPU-sized run of results/paper1_independent, PAPER_CPU_RUN)")
+    t.add_argument("--steps", type=int, default=None, help="optimizer steps (default 500000 at paper scale, 1000 for auto on a CPU, 400 at cpu scale)")
+    t.add_argument("--batch-size", type=int, default=None, help="sequences per step (default 25000 at paper scale and for auto on a CPU, 256 at cpu scale)")
+    t.add_argument("--lr", type=float, default=None, help="learning rate (default 5e-4 at paper scale, 1e-3 for auto on a CPU, 2e-3 at cpu scale)")
     t.add_argument("--device", default="auto"); t.add_argument("--seed", type=int, default=77)
     t.add_argument("--model-seed", type=int, default=7, help="weight-initialisation seed")
-    t.add_argument("--d-model", type=int, default=None, help="model width (default: the scale's model; transformers get d_mlp = 4 d_model)")
+    t.add_argument("--d-model", type=int, default=None, help="model width (default: the scale's model, d 96 for auto on a CPU; transformers get d_mlp = 4 d_model)")
     t.add_argument("--layers", type=int, default=None, help="layers (default: the scale's model)")
     t.add_argument("--heads", type=int, default=None, help="attention heads of a transformer (default: the scale's model)")
     t.add_argument("--threads", type=int, default=1, help="torch and BLAS CPU threads (default 1: faster for these small models on a shared machine)")
@@ -843,6 +906,9 @@ def register_cli(subparsers) -> None:
     a.add_argument("--threads", type=int, default=1, help="torch and BLAS CPU threads (default 1)")
     a.set_defaults(func=_cmd_analyze)
     r = subparsers.add_parser("reproduce", help="run the paper-1 experiments; write figures and report.md")
-    r.add_argument("--out", required=True); r.add_argument("--scale", choices=tuple(SCALES), default="cpu")
+    r.add_argument("--out", default=None, help="output folder (required unless --plan)")
+    r.add_argument("--scale", choices=tuple(SCALES), default="cpu")
+    r.add_argument("--plan", action="store_true", help="print the runs, a timed step of each model with the estimated hours on this "
+                   "device, and the commands of the committed CPU runs of the paper's process; train nothing")
     r.add_argument("--device", default="auto")
     r.set_defaults(func=_cmd_reproduce)

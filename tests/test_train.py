@@ -7,7 +7,7 @@ from factornb.factored import FactoredProcess
 from factornb.models import TransformerConfig, RNNConfig, model_from_config
 from factornb.train import (TrainConfig, train, checkpoint_schedule, load_checkpoint, save_checkpoint, read_checkpoint,
                             inputs_and_labels, WindowedReduceLROnPlateau, register_cli, architecture_of, optimal_training_loss, analyze_checkpoints,
-                            prefix_data, layer_activations, last_layer, subspace_overlaps, belief_geometry)
+                            prefix_data, layer_activations, last_layer, subspace_overlaps, belief_geometry, reproduce_plan, train_settings, PAPER_CPU_COMMANDS)
 from factornb.geometry import unique_prefixes
 
 torch.set_num_threads(1)
@@ -88,6 +88,12 @@ def test_resume_refuses_a_different_run(tmp_path):
     with pytest.raises(ValueError, match="differs"): train(small_transformer(), PROC, TrainConfig(steps=6, batch_size=16, out_dir=str(tmp_path)))
     with pytest.raises(ValueError, match="gru|transformer"): train(small_gru(), PROC, TrainConfig(steps=6, batch_size=8, out_dir=str(tmp_path)))
 
+def test_resume_extends_a_run_whatever_its_logging(tmp_path):
+    "A longer --steps sets a coarser log_every (steps // 1000 on the command line): the run still resumes and goes on."
+    train(small_transformer(), PROC, TrainConfig(steps=3, batch_size=8, log_every=1, out_dir=str(tmp_path)))
+    m = train(small_transformer(), PROC, TrainConfig(steps=6, batch_size=8, log_every=2, out_dir=str(tmp_path)))
+    assert [r["step"] for r in m["rows"]][:4] == [0, 1, 2, 3] and m["rows"][-1]["step"] == 6
+
 def test_load_checkpoint_errors(tmp_path):
     with pytest.raises(ValueError, match="no checkpoint"): load_checkpoint(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
@@ -147,3 +153,26 @@ def test_cli_analyze_reads_a_run_folder(tmp_path):
     assert an["scale"] == "cpu" and an["factored_dims95"] == 6 and (tmp_path / "an" / "analysis.png").exists()
     with pytest.raises(ValueError, match="paths"): analyze_checkpoints(tmp_path / "nothing-here")
     with pytest.raises(ValueError, match="no checkpoints"): analyze_checkpoints(tmp_path / "an")
+
+def test_cli_reproduce_plan_trains_nothing_and_needs_out_otherwise(tmp_path, capsys):
+    "`factornb reproduce --plan` prints every run with a timed step and the committed commands; without --plan, --out is required."
+    from factornb.cli import main
+    assert main(["reproduce", "--scale", "cpu", "--plan", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    names = [r["name"] for r in reproduce_plan("cpu")]
+    assert all(f"  {n} " in out for n in names) and out.count("s/step ->") == len(names) and "total about" in out
+    assert all(c in out for c in PAPER_CPU_COMMANDS.values())
+    assert not list(tmp_path.iterdir())
+    assert main(["reproduce", "--scale", "cpu"]) == 2
+    assert "--out" in capsys.readouterr().err
+
+def test_train_settings_flags_override_the_cpu_default():
+    "On a CPU `--scale auto` is PAPER_CPU_RUN; any size flag replaces the default model, the scale's model fills the rest."
+    p = argparse.ArgumentParser(); register_cli(p.add_subparsers(dest="command", required=True))
+    _, m, c, _ = train_settings(p.parse_args(["train", "--device", "cpu", "--steps", "7", "--lr", "3e-4", "--out", "x"]))
+    assert (m.config.d_model, m.config.n_layers, c.steps, c.lr, c.batch_size) == (96, 3, 7, 3e-4, 25_000)
+    _, m, _, _ = train_settings(p.parse_args(["train", "--device", "cpu", "--d-model", "64", "--heads", "2", "--out", "x"]))
+    assert (m.config.d_model, m.config.n_heads, m.config.n_layers) == (64, 2, 4)          # the paper model's 4 layers
+    _, m, _, _ = train_settings(p.parse_args(["train", "--device", "cpu", "--arch", "lstm", "--out", "x"]))
+    assert architecture_of(m) == "lstm" and m.config.vocab_size == 432                    # paper process; recurrent model of the paper scale
+    with pytest.raises(ValueError, match="n_heads"): train_settings(p.parse_args(["train", "--device", "cpu", "--arch", "gru", "--heads", "2", "--out", "x"]))

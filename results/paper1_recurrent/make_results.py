@@ -1,0 +1,21 @@
+"Build results/paper1_recurrent from `factornb train` run folders; argv: OUT_DIR RUN_DIR [RUN_DIR ...] (one subfolder per run, named after the run folder without 'paper1_')."
+import json, subprocess, sys
+from pathlib import Path
+import matplotlib; matplotlib.use("Agg")
+from factornb.train import read_checkpoint, load_checkpoint, save_checkpoint, plot_checkpoint_analysis, TrainConfig
+out = Path(sys.argv[1])
+for run in map(Path, sys.argv[2:]):
+    name = run.name.removeprefix("paper1_"); dst = out / name; dst.mkdir(parents=True, exist_ok=True)
+    cks = sorted(run.glob("step_*.pt")); steps = [read_checkpoint(c)["step"] for c in cks]; last = steps[-1]
+    pick = [c for c, s in zip(cks, steps) if s < 10 or (s < 500 and s % 20 == 0) or s % 100 == 0 or s == last]
+    subprocess.run(["factornb", "analyze", *map(str, pick), "--out", str(dst)], check=True)
+    an = json.loads((dst / "analysis.json").read_text())
+    for r in an["checkpoints"]: r["path"] = Path(r["path"]).name
+    (dst / "analysis.json").write_text(json.dumps(an, indent=1))
+    ck = read_checkpoint(cks[-1]); mc = ck["model_config"]
+    plot_checkpoint_analysis(an, f"paper 1's process, {ck['architecture'].upper()} d {mc['d_model']}, batch {ck['train_config']['batch_size']:,} (CPU)").savefig(dst / "analysis.png", dpi=90)
+    cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in ck["train_config"].items()})
+    save_checkpoint(dst / "final.pt", load_checkpoint(cks[-1]), last, cfg)          # weights only
+    m = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else dict(train_config=ck["train_config"], rows=ck["metrics"])
+    (dst / "metrics.json").write_text(json.dumps(m, indent=1))
+    print(name, "last", last, {r["step"]: list(r["layers"].values())[-1]["dims95"] for r in an["checkpoints"]})
