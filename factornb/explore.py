@@ -144,8 +144,7 @@ def _geometry(n_mess3: int, n_bloch: int, eps: float, chain: bool, n_sequences: 
     states = p.factor_predictive_vectors(tokens)                                  # per factor (n, L, S)
     fb = [b[rows, lengths - 1] for b in states]
     factored, joint = np.concatenate(fb, 1), kron_all(fb)
-    initial = [np.broadcast_to(f.initial_state, (n_sequences, 1, f.num_states)) for f in p.factors]
-    law = p.next_token_probs_from_factors([np.concatenate([i, b[:, :-1]], 1) for i, b in zip(initial, states)])   # (n, L, V): positions 0..L-1
+    law = p.next_token_laws(tokens, states)                                       # (n, L, V): positions 0..L-1
     return dict(tokens=tokens, rows=rows, lengths=lengths, factored=factored, joint=joint,
                 cev_factored=cumulative_explained_variance(factored), cev_joint=cumulative_explained_variance(joint),
                 dims_factored=dims_at(factored), dims_joint=dims_at(joint),

@@ -342,6 +342,16 @@ def _next_token_probs_from_factors(self: FactoredProcess, factor_beliefs: list) 
     return law / law.sum(-1, keepdims=True)
 FactoredProcess.next_token_probs_from_factors = _next_token_probs_from_factors
 
+# %% ../nbs/01b_factored_processes.ipynb #c6fbac4d
+def _next_token_laws(self: FactoredProcess, tokens, factor_states: list | None = None) -> np.ndarray:
+    """The exact law of each token of `tokens` (n, L) given the tokens before it: (n, L, V), row t = P(x_{t+1} | x_1..x_t),
+    row 0 from the initial states. `factor_states`: `factor_predictive_vectors(tokens)` if the caller already has them."""
+    states = self.factor_predictive_vectors(tokens) if factor_states is None else factor_states
+    n = len(states[0])
+    before = [np.concatenate([np.broadcast_to(f.initial_state, (n, 1, f.num_states)), s[:, :-1]], 1) for f, s in zip(self.factors, states)]
+    return self.next_token_probs_from_factors(before)
+FactoredProcess.next_token_laws = _next_token_laws
+
 # %% ../nbs/01b_factored_processes.ipynb #74ce7cfc
 def _factor_marginal_laws(self: FactoredProcess, probs) -> list[np.ndarray]:
     "Per-factor marginals of composite next-token laws (..., V) -> list of (..., V_i)."

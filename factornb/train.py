@@ -710,16 +710,18 @@ def reproduce_plan_text(scale: str = "cpu", device: str = "auto", timed: bool = 
     estimated hours; then the commands that made the committed CPU runs of the paper's process."""
     plan, dev = reproduce_plan(scale), resolve_device(device)
     lines = [f"reproduce --scale {scale}: {len(plan)} runs, {sum(r['steps'] for r in plan):,} steps of batch {plan[0]['batch_size']:,} on {dev}"]
-    per_step = {}
+    per_step, total = {}, 0.0                  # one timed step per distinct model (every noise level samples alike)
     for r in plan:
-        key = (r["experiment"] == "noise", r["arch"], r["d_model"])
-        if timed and key not in per_step:
-            process = experiment_process(r["experiment"], r["eps"], scale)
-            cfg = TrainConfig(steps=1, batch_size=r["batch_size"], device=device, micro_batch=None if dev.type == "cuda" else 1000)
-            per_step[key] = seconds_per_step(experiment_model(r["arch"], process, scale, d_model=r["d_model"]), process, cfg, n_steps=1)
-        t = f", {per_step[key]:.3g} s/step -> {_duration(per_step[key] * r['steps'])}" if timed else ""
+        t = ""
+        if timed:
+            key = (r["experiment"] == "noise", r["arch"], r["d_model"])
+            if key not in per_step:
+                process = experiment_process(r["experiment"], r["eps"], scale)
+                cfg = TrainConfig(steps=1, batch_size=r["batch_size"], device=device, micro_batch=None if dev.type == "cuda" else 1000)
+                per_step[key] = seconds_per_step(experiment_model(r["arch"], process, scale, d_model=r["d_model"]), process, cfg, n_steps=1)
+            total += per_step[key] * r["steps"]; t = f", {per_step[key]:.3g} s/step -> {_duration(per_step[key] * r['steps'])}"
         lines.append(f"  {r['name']:<12s} {r['arch']:<11s} {r['steps']:>9,} steps{t}")
-    if timed: lines.append(f"  total about {_duration(sum(per_step[(r['experiment'] == 'noise', r['arch'], r['d_model'])] * r['steps'] for r in plan))}")
+    if timed: lines.append(f"  total about {_duration(total)}")
     lines.append("The paper's process on a CPU (committed results; each folder's README.md has the analysis commands):")
     lines += [f"  {folder}: {command}" for folder, command in PAPER_CPU_COMMANDS.items()]
     return "\n".join(lines)
@@ -801,6 +803,7 @@ def seconds_per_step(model: nn.Module, process, config: TrainConfig, n_steps: in
         times.append(time.perf_counter() - t0)
     return float(np.median(times[1:]))
 
+# %% ../nbs/02c_training.ipynb #d146bf1e
 # the CPU-sized run of the paper's process that made results/paper1_independent (chapter section "Paper 1's own process on a CPU")
 PAPER_CPU_RUN = dict(d_model=96, n_layers=3, n_heads=3, batch_size=25_000, lr=1e-3, steps=1_000)
 PAPER_CPU_COMMANDS = {   # folder -> the command that trained it (each folder's README.md has the analysis commands)
@@ -832,6 +835,7 @@ def train_settings(args) -> tuple:
                       micro_batch=args.micro_batch if args.micro_batch else (None if device.type == "cuda" else 1000))
     return process, model, cfg, f"{scale} scale" + (" (the CPU-sized run of results/paper1_independent)" if cpu_run else "")
 
+# %% ../nbs/02c_training.ipynb #76c87b95
 def train_plan(args) -> tuple:
     "(process, model, TrainConfig, plan text) for `factornb train`: `train_settings` and a step timed on the device."
     process, model, cfg, scale = train_settings(args)

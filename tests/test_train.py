@@ -154,9 +154,10 @@ def test_cli_analyze_reads_a_run_folder(tmp_path):
     with pytest.raises(ValueError, match="paths"): analyze_checkpoints(tmp_path / "nothing-here")
     with pytest.raises(ValueError, match="no checkpoints"): analyze_checkpoints(tmp_path / "an")
 
-def test_cli_reproduce_plan_trains_nothing_and_needs_out_otherwise(tmp_path, capsys):
+def test_cli_reproduce_plan_trains_nothing_and_needs_out_otherwise(tmp_path, capsys, monkeypatch):
     "`factornb reproduce --plan` prints every run with a timed step and the committed commands; without --plan, --out is required."
     from factornb.cli import main
+    monkeypatch.chdir(tmp_path)                                        # whatever it writes would land here
     assert main(["reproduce", "--scale", "cpu", "--plan", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     names = [r["name"] for r in reproduce_plan("cpu")]
