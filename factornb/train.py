@@ -805,10 +805,12 @@ def seconds_per_step(model: nn.Module, process, config: TrainConfig, n_steps: in
 
 # %% ../nbs/02c_training.ipynb #d146bf1e
 # the CPU-sized run of the paper's process that made results/paper1_independent (chapter section "Paper 1's own process on a CPU")
-PAPER_CPU_RUN = dict(d_model=96, n_layers=3, n_heads=3, batch_size=25_000, lr=1e-3, steps=1_000)
+PAPER_CPU_RUN = dict(d_model=96, n_layers=3, n_heads=3, batch_size=25_000, lr=1e-3, steps=1_400)
 PAPER_CPU_COMMANDS = {   # folder -> the command that trained it (each folder's README.md has the analysis commands)
     "results/paper1_independent": "factornb train --scale paper --d-model 96 --layers 3 --heads 3 --batch-size 25000 --lr 1e-3 "
-                                  "--steps 1000 --threads 1 --out runs/paper1_d96",
+                                  "--steps 1400 --threads 1 --out runs/paper1_d96",   # in three sessions (README.md)
+    "results/paper1_chain": "factornb train --experiment chain --scale paper --d-model 96 --layers 3 --heads 3 --batch-size 25000 "
+                            "--lr 1e-3 --steps 1000 --threads 1 --out runs/paper1_chain_d96",     # stopped by hand (README.md)
     "results/paper1_recurrent/lstm32": "factornb train --scale paper --arch lstm --d-model 32 --batch-size 1000 --lr 3e-3 --steps 3000 "
                                        "--threads 1 --out runs/paper1_lstm32",
     "results/paper1_recurrent/rnn64": "factornb train --scale paper --arch rnn --d-model 64 --batch-size 1000 --lr 3e-3 --steps 3000 "
