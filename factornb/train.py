@@ -230,11 +230,13 @@ def _latest_checkpoint(out_dir: Path) -> Path | None:
     return cks[-1] if cks else None
 
 def _resume(out, config: TrainConfig, arch: str, model, opt, sched) -> tuple[list, int]:
-    "Load model, optimizer, scheduler and RNG state from the last checkpoint in `out` (if any): (metric rows, start step)."
+    """Load model, optimizer, scheduler and RNG state from the last checkpoint in `out` (if any): (metric rows, start step).
+    The run's training settings must match; what only decides what is written or how a step is chunked (steps, logging,
+    checkpoint steps, micro-batches) may differ, so a longer `steps` extends a run."""
     if out is None or not config.resume or (last := _latest_checkpoint(out)) is None: return [], 0
     ck = read_checkpoint(last, arch)
     if ck["step"] > config.steps: raise ValueError(f"config: out_dir {out} holds step {ck['step']} > steps={config.steps}")
-    old = {k: v for k, v in (ck["train_config"] or {}).items() if k not in ("steps", "progress", "out_dir", "resume", "keep_checkpoints", "micro_batch", "log_every")}
+    old = {k: v for k, v in (ck["train_config"] or {}).items() if k not in ("steps", "progress", "out_dir", "resume", "keep_checkpoints", "micro_batch", "log_every", "checkpoint_steps")}
     new = {k: v for k, v in dataclasses.asdict(config).items() if k in old}
     if old != new: raise ValueError(f"config: cannot resume from {last}: its training config differs ({old} vs {new})")
     model.load_state_dict(ck["state_dict"]); opt.load_state_dict(ck["optimizer"]); sched.load_state_dict(ck["scheduler"])
@@ -822,7 +824,8 @@ PAPER_CPU_COMMANDS = {   # folder -> the command that trained it (each folder's 
 def train_settings(args) -> tuple:
     """(process, model, TrainConfig, scale text) of `factornb train` arguments, untimed. `--scale auto`: on CUDA the paper's
     settings, on a CPU the paper's process with `PAPER_CPU_RUN`; each flag overrides its default, and any of --d-model,
-    --layers, --heads replaces the default model (the scale's model fills what is not given)."""
+    --layers, --heads replaces the default model (the scale's model fills what is not given). `--checkpoint-every N` adds a
+    checkpoint every N steps to the paper's log-spaced schedule (which writes one only every 1,000 steps past step 1,000)."""
     device = resolve_device(args.device)
     cpu_run = args.scale == "auto" and device.type != "cuda"
     scale = "paper" if args.scale == "auto" else args.scale
@@ -832,7 +835,11 @@ def train_settings(args) -> tuple:
     process = experiment_process(args.experiment, args.eps, scale)
     model = experiment_model(args.arch, process, scale, seed=args.model_seed, **sizes)
     steps = args.steps if args.steps is not None else defaults["steps"]
+    every = getattr(args, "checkpoint_every", None)
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+        raise ValueError(f"--checkpoint-every: expected an integer >= 1, got {every!r}")
     cfg = TrainConfig(steps=steps, batch_size=args.batch_size or defaults["batch_size"], lr=args.lr or defaults["lr"],
+                      checkpoint_steps=None if every is None else tuple(sorted(set(checkpoint_schedule(steps)) | set(range(0, steps + 1, every)))),
                       device=args.device, seed=args.seed, out_dir=args.out, log_every=max(1, steps // 1000),
                       micro_batch=args.micro_batch if args.micro_batch else (None if device.type == "cuda" else 1000))
     return process, model, cfg, f"{scale} scale" + (" (the CPU-sized run of results/paper1_independent)" if cpu_run else "")
@@ -892,7 +899,8 @@ def register_cli(subparsers) -> None:
     t.add_argument("--eps", type=float, default=0.2, help="noise level for --experiment noise (default 0.2)")
     t.add_argument("--arch", choices=ARCHITECTURES, default="transformer")
     t.add_argument("--scale", choices=("auto", *SCALES), default="auto", help="process/model size (default auto: the paper's settings on CUDA; on a CPU the paper's process with the CPU-sized run of results/paper1_independent, PAPER_CPU_RUN)")
-    t.add_argument("--steps", type=int, default=None, help="optimizer steps (default 500000 at paper scale, 1000 for auto on a CPU, 400 at cpu scale)")
+    t.add_argument("--steps", type=int, default=None, help=f"optimizer steps (default 500000 at paper scale, {PAPER_CPU_RUN['steps']} for auto on a CPU, 400 at cpu scale)")
+    t.add_argument("--checkpoint-every", type=int, default=None, help="also write a checkpoint every N steps (default: only the paper's log-spaced schedule, every 1000 steps past 1000)")
     t.add_argument("--batch-size", type=int, default=None, help="sequences per step (default 25000 at paper scale and for auto on a CPU, 256 at cpu scale)")
     t.add_argument("--lr", type=float, default=None, help="learning rate (default 5e-4 at paper scale, 1e-3 for auto on a CPU, 2e-3 at cpu scale)")
     t.add_argument("--device", default="auto"); t.add_argument("--seed", type=int, default=77)

@@ -177,3 +177,19 @@ def test_train_settings_flags_override_the_cpu_default():
     _, m, _, _ = train_settings(p.parse_args(["train", "--device", "cpu", "--arch", "lstm", "--out", "x"]))
     assert architecture_of(m) == "lstm" and m.config.vocab_size == 432                    # paper process; recurrent model of the paper scale
     with pytest.raises(ValueError, match="n_heads"): train_settings(p.parse_args(["train", "--device", "cpu", "--arch", "gru", "--heads", "2", "--out", "x"]))
+
+def test_checkpoint_every_adds_checkpoints_and_a_run_resumes_with_them(tmp_path):
+    "`--checkpoint-every N` adds every N-th step to the schedule; checkpoint steps do not change training, so a run resumes with other ones."
+    p = argparse.ArgumentParser(); register_cli(p.add_subparsers(dest="command", required=True))
+    _, _, c, _ = train_settings(p.parse_args(["train", "--device", "cpu", "--steps", "1500", "--checkpoint-every", "100", "--out", "x"]))
+    assert {900, 1000, 1100, 1400, 1500} <= set(c.checkpoint_steps) and 1450 not in c.checkpoint_steps and 5 in c.checkpoint_steps
+    _, _, c, _ = train_settings(p.parse_args(["train", "--device", "cpu", "--steps", "1500", "--out", "x"]))
+    assert c.checkpoint_steps is None and 1100 not in checkpoint_schedule(1500)
+    for bad in ("0", "-3"):
+        with pytest.raises(ValueError, match="--checkpoint-every"):
+            train_settings(p.parse_args(["train", "--device", "cpu", "--checkpoint-every", bad, "--out", "x"]))
+    a = small_transformer(); train(a, PROC, TrainConfig(steps=12, batch_size=8))
+    train(small_transformer(), PROC, TrainConfig(steps=4, batch_size=8, out_dir=str(tmp_path)))
+    b = small_transformer(); train(b, PROC, TrainConfig(steps=12, batch_size=8, checkpoint_steps=(6, 9), out_dir=str(tmp_path)))
+    assert weights_equal(a, b)                                              # the same run as one uninterrupted call
+    assert {int(q.stem[5:]) for q in tmp_path.glob("step_*.pt")} == {0, 1, 2, 3, 4, 6, 9, 12}
