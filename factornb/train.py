@@ -551,7 +551,8 @@ def checkpoint_paths(paths) -> list[Path]:
 
 def analyze_checkpoints(paths, experiment: str = "independent", eps: float = 0.0, n_analysis: int = 1000,
                         analysis_seed: int = 500_001, vary_one: bool = True, n_frozen: int = 5, n_vary: int = 100) -> dict:
-    "dims@95 and per-factor R² at every residual layer of every checkpoint of one run; vary-one overlaps at the last one."
+    """dims@95 and per-factor R² at every residual layer of every checkpoint of one run; vary-one overlaps at the last one.
+    Noise runs also record the noise figure's `pooled_dims95` of the last layer (spec §6.5) for every checkpoint."""
     files = checkpoint_paths(paths)
     first = load_checkpoint(files[0])
     scales = [s for s in SCALES if experiment_process(experiment, eps, s).vocab_size + uses_bos(first) == first.config.vocab_size]
@@ -567,6 +568,7 @@ def analyze_checkpoints(paths, experiment: str = "independent", eps: float = 0.0
             g = belief_geometry(model, process, tokens, layer)
             layers[layer] = dict(dims95=g["dims95"], r2=g["r2"], per_factor_r2=list(g["per_factor_r2"]))
         rows.append(dict(path=str(f), step=read_checkpoint(f)["step"], layers=layers))
+        if experiment == "noise": rows[-1]["pooled_dims95"] = pooled_dims95(model, process, seq_len=seq_len)
     ref = belief_geometry(model, process, tokens, references=True)
     out = dict(experiment=experiment, eps=eps, scale=scales[0], factored_dims95=ref["factored_dims95"],
                joint_dims95=ref["joint_dims95"], num_prefixes=ref["num_prefixes"], checkpoints=rows)
@@ -807,12 +809,15 @@ def seconds_per_step(model: nn.Module, process, config: TrainConfig, n_steps: in
 
 # %% ../nbs/02c_training.ipynb #d146bf1e
 # the CPU-sized run of the paper's process that made results/paper1_independent (chapter section "Paper 1's own process on a CPU")
-PAPER_CPU_RUN = dict(d_model=96, n_layers=3, n_heads=3, batch_size=25_000, lr=1e-3, steps=1_400)
+PAPER_CPU_RUN = dict(d_model=96, n_layers=3, n_heads=3, batch_size=25_000, lr=1e-3, steps=1_800)
 PAPER_CPU_COMMANDS = {   # folder -> the command that trained it (each folder's README.md has the analysis commands)
     "results/paper1_independent": "factornb train --scale paper --d-model 96 --layers 3 --heads 3 --batch-size 25000 --lr 1e-3 "
-                                  "--steps 1400 --threads 1 --out runs/paper1_d96",   # in three sessions (README.md)
+                                  "--steps 1800 --checkpoint-every 100 --threads 1 --out runs/paper1_d96",   # in four sessions (README.md)
     "results/paper1_chain": "factornb train --experiment chain --scale paper --d-model 96 --layers 3 --heads 3 --batch-size 25000 "
                             "--lr 1e-3 --steps 1000 --threads 1 --out runs/paper1_chain_d96",     # stopped by hand (README.md)
+    **{f"results/paper1_noise/eps{eps:g}": f"factornb train --experiment noise --eps {eps:g} --scale paper --d-model 96 --layers 3 "
+       f"--heads 3 --batch-size 25000 --lr 1e-3 --steps 5000 --checkpoint-every 100 --threads 1 --out runs/paper1_noise{eps:g}_d96"
+       for eps in (0.2, 0.5)},                                                                             # stopped by hand (README.md)
     "results/paper1_recurrent/lstm32": "factornb train --scale paper --arch lstm --d-model 32 --batch-size 1000 --lr 3e-3 --steps 3000 "
                                        "--threads 1 --out runs/paper1_lstm32",
     "results/paper1_recurrent/rnn64": "factornb train --scale paper --arch rnn --d-model 64 --batch-size 1000 --lr 3e-3 --steps 3000 "
@@ -846,13 +851,17 @@ def train_settings(args) -> tuple:
 
 # %% ../nbs/02c_training.ipynb #76c87b95
 def train_plan(args) -> tuple:
-    "(process, model, TrainConfig, plan text) for `factornb train`: `train_settings` and a step timed on the device."
+    """(process, model, TrainConfig, plan text) for `factornb train`: `train_settings` and a step timed on the device.
+    If `--out` already holds a checkpoint the run resumes there, and the estimate covers only the steps left."""
     process, model, cfg, scale = train_settings(args)
     per_step = seconds_per_step(model, process, cfg)
     n_params = sum(p.numel() for p in model.parameters())
+    last = _latest_checkpoint(Path(args.out)) if args.out else None
+    start = read_checkpoint(last)["step"] if last is not None else 0
+    resume = f"resumes from {last} at step {start:,}: {max(cfg.steps - start, 0):,} steps left; " if last is not None else ""
     plan = (f"plan: {args.experiment} process {process!r} at {scale}; {args.arch} with {n_params:,} parameters; "
             f"{cfg.steps:,} steps x batch {cfg.batch_size:,} (seq {cfg.seq_len}, chunks of {cfg.micro_batch or cfg.batch_size:,}), lr {cfg.lr:g}, "
-            f"device {resolve_device(args.device)}; {per_step:.3g} s/step measured -> about {per_step * cfg.steps / 60:.1f} min")
+            f"device {resolve_device(args.device)}; {resume}{per_step:.3g} s/step measured -> about {per_step * max(cfg.steps - start, 0) / 60:.1f} min")
     return process, model, cfg, plan
 
 # %% ../nbs/02c_training.ipynb #09c9ca4c

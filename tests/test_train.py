@@ -1,5 +1,5 @@
 "Tests for factornb.train: bad input, checkpoint format and loading, determinism, resume, CLI."
-import argparse, json
+import argparse, dataclasses, json
 import numpy as np, pytest, torch
 from hypothesis import given, settings, strategies as st
 from factornb.ghmm import mess3
@@ -7,7 +7,8 @@ from factornb.factored import FactoredProcess
 from factornb.models import TransformerConfig, RNNConfig, model_from_config
 from factornb.train import (TrainConfig, train, checkpoint_schedule, load_checkpoint, save_checkpoint, read_checkpoint,
                             inputs_and_labels, WindowedReduceLROnPlateau, register_cli, architecture_of, optimal_training_loss, analyze_checkpoints,
-                            prefix_data, layer_activations, last_layer, subspace_overlaps, belief_geometry, reproduce_plan, train_settings, PAPER_CPU_COMMANDS)
+                            prefix_data, layer_activations, last_layer, subspace_overlaps, belief_geometry, reproduce_plan, train_settings, train_plan, PAPER_CPU_COMMANDS)
+import factornb.train
 from factornb.geometry import unique_prefixes
 
 torch.set_num_threads(1)
@@ -193,3 +194,33 @@ def test_checkpoint_every_adds_checkpoints_and_a_run_resumes_with_them(tmp_path)
     b = small_transformer(); train(b, PROC, TrainConfig(steps=12, batch_size=8, checkpoint_steps=(6, 9), out_dir=str(tmp_path)))
     assert weights_equal(a, b)                                              # the same run as one uninterrupted call
     assert {int(q.stem[5:]) for q in tmp_path.glob("step_*.pt")} == {0, 1, 2, 3, 4, 6, 9, 12}
+
+def test_train_plan_of_a_resumed_run_counts_only_the_steps_left(tmp_path, monkeypatch):
+    "The plan `factornb train` prints before a resumed run names the checkpoint it resumes from and estimates the steps left."
+    p = argparse.ArgumentParser(); register_cli(p.add_subparsers(dest="command", required=True))
+    argv = ["train", "--scale", "cpu", "--device", "cpu", "--steps", "12", "--batch-size", "8", "--out", str(tmp_path)]
+    monkeypatch.setattr(factornb.train, "seconds_per_step", lambda *a, **k: 60.0)   # one minute a step: minutes = steps
+    *_, fresh = train_plan(p.parse_args(argv))
+    assert "resumes" not in fresh and "12 steps x batch 8" in fresh and fresh.endswith("-> about 12.0 min")
+    process, model, cfg, _ = train_settings(p.parse_args(argv))
+    train(model, process, dataclasses.replace(cfg, steps=4))
+    *_, resumed = train_plan(p.parse_args(argv))
+    assert "step_00000004.pt at step 4: 8 steps left" in resumed and resumed.endswith("-> about 8.0 min")
+
+def test_analyze_checkpoints_of_a_noise_run_records_the_pooled_dims(tmp_path):
+    "A noise run's analysis carries the noise figure's pooled dims@95 (spec §6.5) per checkpoint, computed here again with numpy."
+    from factornb.train import experiment_process, experiment_model
+    process = experiment_process("noise", 0.2, "cpu")
+    model = experiment_model("transformer", process, "cpu")
+    train(model, process, TrainConfig(steps=1, batch_size=8, out_dir=str(tmp_path)))
+    an = analyze_checkpoints(tmp_path, "noise", 0.2, vary_one=False)
+    assert [r["step"] for r in an["checkpoints"]] == [0, 1]
+    assert all("pooled_dims95" not in r for r in analyze_checkpoints(tmp_path, "independent", vary_one=False)["checkpoints"])
+    for r in an["checkpoints"]:
+        m = load_checkpoint(tmp_path / f"step_{r['step']:08d}.pt")
+        x = torch.as_tensor(process.sample(5000, 8, seed=42))                  # the spec's 5000 sequences, key 42
+        x = torch.cat([torch.full((5000, 1), process.bos_token), x], 1)
+        A = np.asarray(layer_activations(m, x, last_layer(m))[:, 1:], dtype=np.float64).reshape(-1, m.config.d_model)   # BOS dropped, positions pooled
+        s = np.linalg.svd(A - A.mean(0), compute_uv=False) ** 2
+        expected = int(np.argmax(np.round(100 * np.cumsum(s) / s.sum()) >= 95) + 1)   # the author's rounding rule
+        assert r["pooled_dims95"] == expected, (r["step"], r["pooled_dims95"], expected)
