@@ -16,6 +16,8 @@ for run in map(Path, sys.argv[2:]):
     plot_checkpoint_analysis(an, f"paper 1's process, {ck['architecture'].upper()} d {mc['d_model']}, batch {ck['train_config']['batch_size']:,} (CPU)").savefig(dst / "analysis.png", dpi=90)
     cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in ck["train_config"].items()})
     save_checkpoint(dst / "final.pt", load_checkpoint(cks[-1]), last, cfg)          # weights only
-    m = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else dict(train_config=ck["train_config"], rows=ck["metrics"])
+    m = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else None
+    if m is None or m["rows"][-1]["step"] < ck["metrics"][-1]["step"]:   # a run stopped by hand: its last checkpoint has the rows
+        m = dict(train_config=ck["train_config"], rows=ck["metrics"])
     (dst / "metrics.json").write_text(json.dumps(m, indent=1))
     print(name, "last", last, {r["step"]: list(r["layers"].values())[-1]["dims95"] for r in an["checkpoints"]})
