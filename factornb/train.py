@@ -824,6 +824,9 @@ PAPER_CPU_COMMANDS = {   # folder -> the command that trained it (each folder's 
                                       "--threads 1 --out runs/paper1_rnn64",
     "results/paper1_recurrent/rnn256": "factornb train --scale paper --arch rnn --d-model 256 --batch-size 1000 --lr 2e-3 --steps 20000 "
                                        "--threads 1 --out runs/paper1_rnn256",   # run as --steps 2000, resumed to 2999, then to 6000 (README.md)
+    **{f"results/paper1_recurrent/{arch}{d}_b25k": f"factornb train --scale paper --arch {arch} --d-model {d} --batch-size 25000 --lr {lr} "
+       f"--steps {steps} --checkpoint-every 20 --threads 1 --out runs/paper1_{arch}{d}_b25k"          # the same at the paper's batch (rnn256_b25k stopped by hand)
+       for arch, d, lr, steps in (("lstm", 32, "3e-3", 1000), ("rnn", 32, "3e-3", 1000), ("rnn", 64, "3e-3", 1000), ("rnn", 256, "2e-3", 20000))},
 }
 
 def train_settings(args) -> tuple:
