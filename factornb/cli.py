@@ -104,7 +104,7 @@ def _run_notebook(path: Path, flags: set[str]):
     for cell in nb.cells:
         if cell.cell_type == "code": cell.outputs = []
     shell = CaptureShell()
-    shell.run("%config InlineBackend.print_figure_kwargs = {'dpi': 72, 'bbox_inches': 'tight'}")   # modest PNGs: the book stays light
+    shell.run("%config InlineBackend.print_figure_kwargs = {'dpi': 100, 'bbox_inches': 'tight'}")   # readable PNGs (>= 100 dpi); fewer, smaller figures keep the book light
     with _working_directory(path.parent): shell.run_all(nb, exc_stop=True, preproc=skip)
     return nb
 

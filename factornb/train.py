@@ -17,17 +17,21 @@ from .geometry import cumulative_explained_variance, dims_at, fit_belief_regress
 from .activations import run_with_cache
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'ARCHITECTURES', 'SCALES', 'EXPERIMENTS', 'PAPER_NUMBERS', 'PAPER_CPU_RUN', 'PAPER_CPU_COMMANDS',
-           'TrainConfig', 'WindowedReduceLROnPlateau', 'checkpoint_schedule', 'architecture_of', 'uses_bos',
-           'save_checkpoint', 'read_checkpoint', 'load_checkpoint', 'resolve_device', 'inputs_and_labels',
-           'optimal_training_loss', 'batch_generator', 'train', 'last_layer', 'layer_activations', 'analysis_inputs',
-           'prefix_data', 'belief_geometry', 'vary_one_subspaces', 'subspace_overlaps', 'pooled_dims95',
-           'run_experiment', 'summarize', 'experiment_process', 'experiment_model', 'run_named', 'init_overlap_band',
-           'residual_layers', 'checkpoint_paths', 'analyze_checkpoints', 'plot_checkpoint_analysis', 'plot_belief_grid',
-           'plot_training_geometry', 'plot_orthogonality', 'plot_noise', 'reproduce_plan', 'reproduce_plan_text',
-           'reproduce', 'report_markdown', 'seconds_per_step', 'train_settings', 'train_plan', 'register_cli']
+__all__ = ['TARGETS', 'CHECKPOINT_FORMAT', 'ARCHITECTURES', 'SCALES', 'EXPERIMENTS', 'PAPER_NUMBERS', 'EXACT_CPU_RUN',
+           'PAPER_CPU_RUN', 'PAPER_CPU_COMMANDS', 'TrainConfig', 'WindowedReduceLROnPlateau', 'checkpoint_schedule',
+           'architecture_of', 'uses_bos', 'save_checkpoint', 'write_json_atomic', 'read_checkpoint', 'load_checkpoint',
+           'resolve_device', 'inputs_and_labels', 'optimal_training_loss', 'next_token_targets', 'batch_generator',
+           'train', 'last_layer', 'layer_activations', 'analysis_inputs', 'prefix_data', 'belief_geometry',
+           'vary_one_subspaces', 'subspace_overlaps', 'pooled_dims95', 'run_experiment', 'summarize',
+           'experiment_process', 'experiment_model', 'run_named', 'init_overlap_band', 'residual_layers',
+           'checkpoint_paths', 'recorded_process', 'analyze_checkpoints', 'plot_checkpoint_analysis',
+           'plot_belief_grid', 'plot_training_geometry', 'plot_orthogonality', 'plot_noise', 'reproduce_plan',
+           'reproduce_plan_text', 'reproduce', 'report_markdown', 'seconds_per_step', 'train_settings', 'train_plan',
+           'register_cli']
 
 # %% ../nbs/02c_training.ipynb #a97ae4e3
+TARGETS = ("sampled", "exact")
+
 @dataclasses.dataclass
 class TrainConfig:
     "Everything that defines a training run except the model and the process (defaults: the paper's)."
@@ -49,6 +53,9 @@ class TrainConfig:
     amp: bool = True              # bf16 autocast on CUDA (ignored on CPU)
     micro_batch: int | None = None  # sequences per forward/backward chunk (gradient accumulation: the same
                                     # mean-loss gradient; ~2x faster on a CPU at batch 25,000); None: one chunk
+    targets: str = "sampled"      # "sampled": the sampled next token (the paper's); "exact": the exact next-token law
+                                  # P(x_{t+1} | x_1..x_t) (`process.next_token_laws`): the same expected gradient, no label noise
+    process: dict | None = None   # what the process is, for the record (e.g. experiment, eps, scale); checkpoints carry it
     # WindowedReduceLROnPlateau (spec §5): checked every `check_every` steps on the mean of the last `window` losses
     sched_window: int = 10
     sched_check_every: int = 100
@@ -68,6 +75,8 @@ class TrainConfig:
         if self.seq_len < 2: raise ValueError(f"seq_len: expected at least 2 tokens, got {self.seq_len}")
         if not (self.lr > 0 and math.isfinite(self.lr)): raise ValueError(f"lr: expected a positive number, got {self.lr}")
         if self.weight_decay < 0: raise ValueError(f"weight_decay: expected >= 0, got {self.weight_decay}")
+        if self.targets not in TARGETS: raise ValueError(f"targets: expected one of {TARGETS}, got {self.targets!r}")
+        if self.process is not None and not isinstance(self.process, dict): raise TypeError(f"process: expected None or a dict, got {self.process!r}")
         self.betas = tuple(float(b) for b in self.betas)
         if self.checkpoint_steps is not None: self.checkpoint_steps = tuple(int(s) for s in self.checkpoint_steps)
 
@@ -153,6 +162,13 @@ def save_checkpoint(path, model, step: int = 0, train_config: TrainConfig | None
     torch.save(payload, tmp); os.replace(tmp, path)   # atomic: an interrupted save never leaves half a file
     return path
 
+def write_json_atomic(path, obj, **kwargs) -> Path:
+    "Write `obj` as JSON to `path` atomically (a temporary file, then `os.replace`): a run killed mid-write leaves the old file whole."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, **kwargs)); os.replace(tmp, path)
+    return path
+
 def read_checkpoint(path, architecture: str | None = None) -> dict:
     "The checkpoint dict at `path` (loaded with `weights_only=True`), validated; `ValueError` if malformed or of another architecture."
     path = Path(path)
@@ -196,17 +212,34 @@ def optimal_training_loss(process, seq_len: int, bos: bool) -> float:
     return float(ol.mean() if bos else ol[1:].mean())
 
 # %% ../nbs/02c_training.ipynb #21beef10
-def _batch_loss(model, inputs, labels, micro_batch, backward: bool, amp: bool, device) -> torch.Tensor:
-    "Mean next-token cross-entropy over the batch, computed `micro_batch` sequences at a time; with `backward`, accumulates its gradient."
+def _batch_loss(model, inputs, targets, micro_batch, backward: bool, amp: bool, device) -> torch.Tensor:
+    """Mean next-token cross-entropy over the batch, computed `micro_batch` sequences at a time; with `backward`, accumulates
+    its gradient. `targets`: (B, L) token labels, or (B, L, vocab) laws (cross-entropy against a distribution)."""
     n = len(inputs); size = n if micro_batch is None else min(int(micro_batch), n)
+    n_predictions = targets.shape[0] * targets.shape[1]
     total = torch.zeros((), device=inputs.device)
     for lo in range(0, n, size):
         with torch.set_grad_enabled(backward), torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(inputs[lo:lo + size])
-            part = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels[lo:lo + size].reshape(-1), reduction="sum")
-        if backward: (part / labels.numel()).backward()
+            t = targets[lo:lo + size]
+            t = t.reshape(-1, t.shape[-1]) if t.is_floating_point() else t.reshape(-1)
+            part = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), t, reduction="sum")
+        if backward: (part / n_predictions).backward()
         total = total + part.detach()
-    return total / labels.numel()
+    return total / n_predictions
+
+# %% ../nbs/02c_training.ipynb #dbd5fd47
+def next_token_targets(process, tokens: torch.Tensor, bos_token: int | None, vocab_size: int) -> torch.Tensor:
+    """The exact next-token law of each prediction of a training batch: (B, L, vocab_size) float32 (with BOS: row t is
+    P(x_{t+1} | x_1..x_t), t = 0..L-1) or (B, L-1, vocab_size) (no BOS: the laws of x_2..x_L), zero on tokens the process
+    never emits (BOS), on the device of `tokens` (B, L). The targets of `TrainConfig(targets="exact")`."""
+    laws = process.next_token_laws(tokens.detach().cpu().numpy())           # (B, L, V), float64
+    if bos_token is None: laws = laws[:, 1:]
+    if laws.shape[-1] > vocab_size: raise ValueError(f"vocab_size: {vocab_size} is smaller than the process's {laws.shape[-1]} tokens")
+    out = torch.zeros(*laws.shape[:-1], vocab_size, dtype=torch.float32)
+    out[..., :laws.shape[-1]] = torch.from_numpy(laws)
+    return out.to(tokens.device)
+
 
 # %% ../nbs/02c_training.ipynb #c019d0fa
 def batch_generator(seed: int, step: int, device) -> torch.Generator:
@@ -236,7 +269,9 @@ def _resume(out, config: TrainConfig, arch: str, model, opt, sched) -> tuple[lis
     if out is None or not config.resume or (last := _latest_checkpoint(out)) is None: return [], 0
     ck = read_checkpoint(last, arch)
     if ck["step"] > config.steps: raise ValueError(f"config: out_dir {out} holds step {ck['step']} > steps={config.steps}")
-    old = {k: v for k, v in (ck["train_config"] or {}).items() if k not in ("steps", "progress", "out_dir", "resume", "keep_checkpoints", "micro_batch", "log_every", "checkpoint_steps")}
+    skip = ("steps", "progress", "out_dir", "resume", "keep_checkpoints", "micro_batch", "log_every", "checkpoint_steps")
+    old = {"targets": "sampled", **{k: v for k, v in (ck["train_config"] or {}).items() if k not in skip}}   # runs before `targets`: sampled
+    if old.get("process") is None: old.pop("process", None)                                               # no record: nothing to compare
     new = {k: v for k, v in dataclasses.asdict(config).items() if k in old}
     if old != new: raise ValueError(f"config: cannot resume from {last}: its training config differs ({old} vs {new})")
     model.load_state_dict(ck["state_dict"]); opt.load_state_dict(ck["optimizer"]); sched.load_state_dict(ck["scheduler"])
@@ -261,6 +296,9 @@ def train(model: nn.Module, process, config: TrainConfig | None = None,
     if not isinstance(config, TrainConfig): raise TypeError(f"config: expected a TrainConfig, got {type(config).__name__}")
     if not isinstance(model, nn.Module): raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")
     arch = architecture_of(model); _check_process(process, model)
+    exact = config.targets == "exact"
+    if exact and not hasattr(process, "next_token_laws"):
+        raise TypeError(f"process: targets='exact' needs a process with `next_token_laws`, got {type(process).__name__}")
     device = resolve_device(config.device)
     bos = process.bos_token if uses_bos(model) else None
     optimal = optimal_training_loss(process, config.seq_len, bos is not None)
@@ -296,9 +334,10 @@ def train(model: nn.Module, process, config: TrainConfig | None = None,
     for step in range(start, config.steps + 1):
         x = process.sample_torch(config.batch_size, config.seq_len, generator=batch_generator(config.seed, step, device), device=device)
         inp, lab = inputs_and_labels(x, bos)
+        target = next_token_targets(process, x, bos, model.config.vocab_size) if exact else lab
         final = step == config.steps
         if final: model.eval()
-        loss = _batch_loss(model, inp, lab, config.micro_batch, backward=not final, amp=amp, device=device)
+        loss = _batch_loss(model, inp, target, config.micro_batch, backward=not final, amp=amp, device=device)
         if not torch.isfinite(loss): raise FloatingPointError(f"loss became {loss.item()} at step {step}")
         if step in log_steps:
             rows.append(dict(step=step, loss=float(loss.detach()), lr=opt.param_groups[0]["lr"]))
@@ -312,7 +351,7 @@ def train(model: nn.Module, process, config: TrainConfig | None = None,
     metrics = _metrics_summary(rows, optimal, arch, config, process, time.perf_counter() - t0, tokens)
     if out is not None:
         save_checkpoint(out / "final.pt", model, config.steps, config, metrics=rows)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        write_json_atomic(out / "metrics.json", metrics)
     return metrics
 
 # %% ../nbs/02c_training.ipynb #3c8c9de9
@@ -549,11 +588,30 @@ def checkpoint_paths(paths) -> list[Path]:
     steps = {f: read_checkpoint(f)["step"] for f in dict.fromkeys(files)}
     return sorted(steps, key=steps.get)
 
-def analyze_checkpoints(paths, experiment: str = "independent", eps: float = 0.0, n_analysis: int = 1000,
+def recorded_process(path) -> dict | None:
+    "The process a checkpoint was trained on, as its training config recorded it (experiment, eps, scale), or None (older runs)."
+    return (read_checkpoint(path)["train_config"] or {}).get("process")
+
+def _process_of_run(files, experiment, eps) -> tuple[str, float]:
+    "(experiment, eps): the checkpoints' record, checked against what the caller gave; the caller's (or the defaults) without a record."
+    records = {json.dumps(r, sort_keys=True) for r in map(recorded_process, files) if r is not None}
+    if len(records) > 1: raise ValueError(f"paths: the checkpoints come from different processes ({sorted(records)})")
+    if not records: return experiment or "independent", float(eps or 0.0)
+    rec = json.loads(records.pop())
+    if experiment is not None and experiment != rec["experiment"]:
+        raise ValueError(f"experiment: {experiment!r}, but the checkpoints were trained on {rec['experiment']!r}")
+    if eps is not None and not math.isclose(float(eps), rec["eps"]):
+        raise ValueError(f"eps: {eps}, but the checkpoints were trained with eps = {rec['eps']}")
+    return rec["experiment"], float(rec["eps"])
+
+def analyze_checkpoints(paths, experiment: str | None = None, eps: float | None = None, n_analysis: int = 1000,
                         analysis_seed: int = 500_001, vary_one: bool = True, n_frozen: int = 5, n_vary: int = 100) -> dict:
     """dims@95 and per-factor R² at every residual layer of every checkpoint of one run; vary-one overlaps at the last one.
-    Noise runs also record the noise figure's `pooled_dims95` of the last layer (spec §6.5) for every checkpoint."""
+    Noise runs also record the noise figure's `pooled_dims95` of the last layer (spec §6.5) for every checkpoint. The process
+    is the one the checkpoints record (`experiment`/`eps`, if given, must match it); older checkpoints without a record
+    take `experiment` and `eps` as given (default: independent, 0)."""
     files = checkpoint_paths(paths)
+    experiment, eps = _process_of_run(files, experiment, eps)
     first = load_checkpoint(files[0])
     scales = [s for s in SCALES if experiment_process(experiment, eps, s).vocab_size + uses_bos(first) == first.config.vocab_size]
     if not scales: raise ValueError(f"paths: a model with vocabulary {first.config.vocab_size} fits no scale of the {experiment!r} experiment")
@@ -808,8 +866,10 @@ def seconds_per_step(model: nn.Module, process, config: TrainConfig, n_steps: in
     return float(np.median(times[1:]))
 
 # %% ../nbs/02c_training.ipynb #d146bf1e
-# the CPU-sized run of the paper's process that made results/paper1_independent (chapter section "Paper 1's own process on a CPU")
-PAPER_CPU_RUN = dict(d_model=96, n_layers=3, n_heads=3, batch_size=25_000, lr=1e-3, steps=1_800)
+# `factornb train` on a CPU: the paper's process, a 3-layer d 96 transformer, exact next-token laws at batch 1,000 (minutes)
+EXACT_CPU_RUN = dict(d_model=96, n_layers=3, n_heads=3, batch_size=1_000, lr=1e-3, steps=1_000, targets="exact")
+# ... and with `--targets sampled`, the paper's own recipe at a CPU size: the run that made results/paper1_independent
+PAPER_CPU_RUN = dict(d_model=96, n_layers=3, n_heads=3, batch_size=25_000, lr=1e-3, steps=1_800, targets="sampled")
 PAPER_CPU_COMMANDS = {   # folder -> the command that trained it (each folder's README.md has the analysis commands)
     "results/paper1_independent": "factornb train --scale paper --d-model 96 --layers 3 --heads 3 --batch-size 25000 --lr 1e-3 "
                                   "--steps 1800 --checkpoint-every 100 --threads 1 --out runs/paper1_d96",   # in four sessions (README.md)
@@ -831,13 +891,19 @@ PAPER_CPU_COMMANDS = {   # folder -> the command that trained it (each folder's 
 
 def train_settings(args) -> tuple:
     """(process, model, TrainConfig, scale text) of `factornb train` arguments, untimed. `--scale auto`: on CUDA the paper's
-    settings, on a CPU the paper's process with `PAPER_CPU_RUN`; each flag overrides its default, and any of --d-model,
-    --layers, --heads replaces the default model (the scale's model fills what is not given). `--checkpoint-every N` adds a
-    checkpoint every N steps to the paper's log-spaced schedule (which writes one only every 1,000 steps past step 1,000)."""
+    settings, on a CPU the paper's process with `EXACT_CPU_RUN` (or, with `--targets sampled`, `PAPER_CPU_RUN`); each flag
+    overrides its default, and any of --d-model, --layers, --heads replaces the default model (the scale's model fills what
+    is not given). `--checkpoint-every N` adds a checkpoint every N steps to the paper's log-spaced schedule (which writes
+    one only every 1,000 steps past step 1,000). A value of 0 is a value (and an error where it is invalid), not "default"."""
     device = resolve_device(args.device)
     cpu_run = args.scale == "auto" and device.type != "cuda"
     scale = "paper" if args.scale == "auto" else args.scale
-    defaults = {**{k: SCALES[scale][k] for k in ("steps", "batch_size", "lr")}, **(PAPER_CPU_RUN if cpu_run else {})}
+    targets = getattr(args, "targets", None)
+    cpu_defaults = (PAPER_CPU_RUN if targets == "sampled" else EXACT_CPU_RUN) if cpu_run else {}
+    defaults = {**{k: SCALES[scale][k] for k in ("steps", "batch_size", "lr")}, "targets": "sampled", **cpu_defaults}
+    for flag, v in (("--batch-size", args.batch_size), ("--micro-batch", args.micro_batch), ("--steps", args.steps)):
+        if v is not None and v < (0 if flag == "--steps" else 1): raise ValueError(f"{flag}: expected an integer >= {0 if flag == '--steps' else 1}, got {v}")
+    if args.lr is not None and not (args.lr > 0 and math.isfinite(args.lr)): raise ValueError(f"--lr: expected a positive number, got {args.lr}")
     given = {k: v for k, v in dict(d_model=args.d_model, n_layers=args.layers, n_heads=args.heads).items() if v is not None}
     sizes = given or ({k: defaults[k] for k in ("d_model", "n_layers", "n_heads")} if cpu_run and args.arch == "transformer" else {})
     process = experiment_process(args.experiment, args.eps, scale)
@@ -846,11 +912,15 @@ def train_settings(args) -> tuple:
     every = getattr(args, "checkpoint_every", None)
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
         raise ValueError(f"--checkpoint-every: expected an integer >= 1, got {every!r}")
-    cfg = TrainConfig(steps=steps, batch_size=args.batch_size or defaults["batch_size"], lr=args.lr or defaults["lr"],
+    given_or = lambda v, key: v if v is not None else defaults[key]
+    cfg = TrainConfig(steps=steps, batch_size=given_or(args.batch_size, "batch_size"), lr=given_or(args.lr, "lr"),
+                      targets=targets or defaults["targets"],
+                      process=dict(experiment=args.experiment, eps=float(args.eps) if args.experiment == "noise" else 0.0, scale=scale),
                       checkpoint_steps=None if every is None else tuple(sorted(set(checkpoint_schedule(steps)) | set(range(0, steps + 1, every)))),
                       device=args.device, seed=args.seed, out_dir=args.out, log_every=max(1, steps // 1000),
-                      micro_batch=args.micro_batch if args.micro_batch else (None if device.type == "cuda" else 1000))
-    return process, model, cfg, f"{scale} scale" + (" (the CPU-sized run of results/paper1_independent)" if cpu_run else "")
+                      micro_batch=args.micro_batch if args.micro_batch is not None else (None if device.type == "cuda" else 1000))
+    text = {EXACT_CPU_RUN["targets"]: "the CPU-sized exact-law run", PAPER_CPU_RUN["targets"]: "the CPU-sized run of results/paper1_independent"}
+    return process, model, cfg, f"{scale} scale" + (f" ({text[cfg.targets]})" if cpu_run else "") + f", {cfg.targets} targets"
 
 # %% ../nbs/02c_training.ipynb #76c87b95
 def train_plan(args) -> tuple:
@@ -889,8 +959,8 @@ def _cmd_analyze(args) -> int:
     with threadpool_limits(args.threads, user_api="blas"):
         an = analyze_checkpoints(args.paths, args.experiment, args.eps, vary_one=not args.no_vary_one)
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-    (out / "analysis.json").write_text(json.dumps(an, indent=1))
-    _save(plot_checkpoint_analysis(an, f"{args.experiment} ({an['scale']} scale)"), out / "analysis.png")
+    write_json_atomic(out / "analysis.json", an)
+    _save(plot_checkpoint_analysis(an, f"{an['experiment']} ({an['scale']} scale)"), out / "analysis.png")
     for r in an["checkpoints"]:
         last = list(r["layers"].values())[-1]
         print(f"step {r['step']:>7}: last layer dims@95 {last['dims95']:3d}, per-factor R2 {np.round(last['per_factor_r2'], 3).tolist()}")
@@ -910,11 +980,12 @@ def register_cli(subparsers) -> None:
     t.add_argument("--experiment", choices=EXPERIMENTS, default="independent")
     t.add_argument("--eps", type=float, default=0.2, help="noise level for --experiment noise (default 0.2)")
     t.add_argument("--arch", choices=ARCHITECTURES, default="transformer")
-    t.add_argument("--scale", choices=("auto", *SCALES), default="auto", help="process/model size (default auto: the paper's settings on CUDA; on a CPU the paper's process with the CPU-sized run of results/paper1_independent, PAPER_CPU_RUN)")
-    t.add_argument("--steps", type=int, default=None, help=f"optimizer steps (default 500000 at paper scale, {PAPER_CPU_RUN['steps']} for auto on a CPU, 400 at cpu scale)")
+    t.add_argument("--scale", choices=("auto", *SCALES), default="auto", help="process/model size (default auto: the paper's settings on CUDA; on a CPU the paper's process with a 3-layer d 96 model and exact-law targets, EXACT_CPU_RUN, or with --targets sampled the CPU-sized run of results/paper1_independent, PAPER_CPU_RUN)")
+    t.add_argument("--targets", choices=TARGETS, default=None, help=f"'sampled': the sampled next token (the paper's); 'exact': the exact next-token law (default: exact for auto on a CPU, else sampled)")
+    t.add_argument("--steps", type=int, default=None, help=f"optimizer steps (default 500000 at paper scale; for auto on a CPU {EXACT_CPU_RUN['steps']} with exact targets, {PAPER_CPU_RUN['steps']} with sampled; 400 at cpu scale)")
     t.add_argument("--checkpoint-every", type=int, default=None, help="also write a checkpoint every N steps (default: only the paper's log-spaced schedule, every 1000 steps past 1000)")
-    t.add_argument("--batch-size", type=int, default=None, help=f"sequences per step (default 25000 at paper scale, {PAPER_CPU_RUN['batch_size']} for auto on a CPU, 256 at cpu scale)")
-    t.add_argument("--lr", type=float, default=None, help=f"learning rate (default 5e-4 at paper scale, {PAPER_CPU_RUN['lr']:g} for auto on a CPU, 2e-3 at cpu scale)")
+    t.add_argument("--batch-size", type=int, default=None, help=f"sequences per step (default 25000 at paper scale; for auto on a CPU {EXACT_CPU_RUN['batch_size']} with exact targets, {PAPER_CPU_RUN['batch_size']} with sampled; 256 at cpu scale)")
+    t.add_argument("--lr", type=float, default=None, help=f"learning rate (default 5e-4 at paper scale, {EXACT_CPU_RUN['lr']:g} for auto on a CPU, 2e-3 at cpu scale)")
     t.add_argument("--device", default="auto"); t.add_argument("--seed", type=int, default=77)
     t.add_argument("--model-seed", type=int, default=7, help="weight-initialisation seed")
     t.add_argument("--d-model", type=int, default=None, help="model width (default: the scale's model, d 96 for auto on a CPU; transformers get d_mlp = 4 d_model)")
@@ -927,7 +998,8 @@ def register_cli(subparsers) -> None:
     a = subparsers.add_parser("analyze", help="belief geometry of saved checkpoints: dims@95 and R2 per layer over steps, vary-one overlaps")
     a.add_argument("paths", nargs="+", help="checkpoint files and/or run folders (a folder gives its step_*.pt)")
     a.add_argument("--out", required=True, help="output folder for analysis.json and analysis.png")
-    a.add_argument("--experiment", choices=EXPERIMENTS, default="independent"); a.add_argument("--eps", type=float, default=0.0)
+    a.add_argument("--experiment", choices=EXPERIMENTS, default=None, help="the process (default: the one the checkpoints record; older checkpoints: independent)")
+    a.add_argument("--eps", type=float, default=None, help="noise level (default: the checkpoints' record; older checkpoints: 0)")
     a.add_argument("--no-vary-one", action="store_true", help="skip the vary-one subspaces at the last checkpoint")
     a.add_argument("--threads", type=int, default=1, help="torch and BLAS CPU threads (default 1)")
     a.set_defaults(func=_cmd_analyze)
