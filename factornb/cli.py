@@ -4,12 +4,12 @@
 
 # %% ../nbs/90_cli.ipynb #0f69c586
 from __future__ import annotations
-import argparse, contextlib, json, os, sys
+import argparse, contextlib, html, json, os, re, sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['notebook_to_markdown', 'write_readme', 'cell_flags', 'build_book', 'code_hash', 'execute_notebook', 'check_executed',
-           'check_book', 'main']
+__all__ = ['notebook_to_markdown', 'write_readme', 'cell_flags', 'latex_to_mathml', 'markdown_to_html', 'build_book', 'code_hash',
+           'execute_notebook', 'check_executed', 'untypeset_math', 'check_book', 'main']
 
 # %% ../nbs/90_cli.ipynb #02eb1f41
 def _cell_source(cell) -> str:
@@ -56,27 +56,193 @@ def cell_flags(cell) -> set[str]:
     "The directive words of a code cell's `#|` lines, e.g. {'slow'} for `#| slow`, {'export'} for `#| export`."
     return {l.strip()[2:].split()[0] for l in _cell_source(cell).splitlines() if l.strip().startswith("#|") and l.strip()[2:].strip()}
 
-def _test_flags(root: Path) -> set[str]:
-    "The `tst_flags` of `settings.ini` (cells nbdev_test skips unless asked)."
+def _directives(cell) -> dict[str, str]:
+    "A code cell's `#|` directives as {name: value}: `#| hide` -> {'hide': ''}, `#| echo: false` -> {'echo': 'false'}."
+    out = {}
+    for line in _cell_source(cell).splitlines():
+        body = line.strip()[2:].strip() if line.strip().startswith("#|") else ""
+        if body: name, _, value = body.partition(" "); out[name.rstrip(":")] = value.strip()
+    return out
+
+def _settings(root: Path):
+    "The [DEFAULT] section of `settings.ini` in `root`."
     import configparser
     cfg = configparser.ConfigParser(); cfg.read(root / "settings.ini", encoding="utf-8")
-    return set(cfg["DEFAULT"].get("tst_flags", "").split())
+    return cfg["DEFAULT"]
+
+def _test_flags(root: Path) -> set[str]:
+    "The `tst_flags` of `settings.ini` (cells nbdev_test skips unless asked)."
+    return set(_settings(root).get("tst_flags", "").split())
+
+# %% ../nbs/90_cli.ipynb #b1a7e002
+_OPERATOR_NAMES = ("arg", "deg", "det", "dim", "exp", "gcd", "hom", "ker", "lg", "ln", "log", "Pr", "sgn", "tr")  # upright names, as LaTeX sets them
+
+def latex_to_mathml(tex: str, display: bool = False) -> str:
+    "MathML for the LaTeX `tex` (a display block with `display`), written at build time so that the book shows math without a network."
+    from latex2mathml.converter import convert
+    mathml = convert(tex.strip(), display="block" if display else "inline")
+    return re.sub(r"<mi>\\(%s)</mi>" % "|".join(_OPERATOR_NAMES), r"<mo>\1</mo>", mathml)   # a standard operator name it lacks (\arg)
+
+def _typeset(tex: str, display: bool) -> str:
+    "MathML of `tex`, or the escaped TeX between dollars when it does not parse (so that `check_book` reports it)."
+    try: return latex_to_mathml(tex, display)
+    except Exception: return html.escape(("$$%s$$" if display else "$%s$") % tex, quote=False)
+
+def markdown_to_html(source: str) -> str:
+    "HTML of a markdown text as nbconvert renders it, with its `$…$` and `$$…$$` math typeset as MathML."
+    from nbconvert.filters.markdown_mistune import MarkdownWithMath
+    return MarkdownWithMath(renderer=_mathml_renderer()(escape=False)).render(source)
+
+def _mathml_renderer():
+    "nbconvert's markdown renderer, writing MathML where it would leave TeX for MathJax."
+    from nbconvert.filters.markdown_mistune import IPythonRenderer
+    class MathMLRenderer(IPythonRenderer):
+        def inline_math(self, body: str) -> str: return _typeset(body, False)
+        def block_math(self, body: str) -> str: return _typeset(body, True)
+        def latex_environment(self, name: str, body: str) -> str: return _typeset(f"\\begin{{{name}}}{body}\\end{{{name}}}", True)
+    return MathMLRenderer
+
+# %% ../nbs/90_cli.ipynb #b1a7e005
+_FOLD_LINES = 25          # a code cell longer than this is folded in the book, with its length in the summary
+_JUNK_REPR = re.compile(r"\[?<[A-Za-z_][\w.]*(?:[^<>\n]*)>\]?")   # a default repr: <threadpoolctl.threadpool_limits>, <Figure size ...>
+
+def _junk_output(output) -> bool:
+    "True for an output that only shows a default object repr (`<module.Class at 0x...>`): noise in a book."
+    data = output.get("data", {})
+    return (output.get("output_type") in ("execute_result", "display_data") and set(data) == {"text/plain"}
+            and bool(_JUNK_REPR.fullmatch(_cell_source({"source": data["text/plain"]}).strip())))
+
+def _defined_names(code: str) -> list[str]:
+    "Top-level names a code cell defines (functions, classes, assignments), in order."
+    return [a or b for a, b in re.findall(r"^(?:async\s+)?(?:def|class)\s+(\w+)|^([A-Za-z_]\w*)\s*(?::[^=\n]*)?=(?!=)", code, re.M)]
+
+def _book_cells(nb, module: str | None = None):
+    """The notebook `nb` (an nbformat node, changed in place) as the book shows it: `#| hide`, `#| include: false` and
+    `default_exp` cells dropped, `#|` lines stripped, `#| echo: false` inputs and `#| output: false` outputs removed,
+    default-repr outputs dropped, and exported or long code folded (`factornb_fold`: the summary line of its fold)."""
+    module = module or next((d["default_exp"] for d in map(_directives, nb.cells) if d.get("default_exp")), None)
+    cells = []
+    for cell in nb.cells:
+        if cell.cell_type != "code": cells.append(cell); continue
+        d = _directives(cell)
+        if "hide" in d or d.get("include") == "false" or "default_exp" in d: continue
+        cell.source = "\n".join(l for l in _cell_source(cell).splitlines() if not l.strip().startswith("#|")).strip("\n")
+        cell.outputs = [] if d.get("output") == "false" else [o for o in cell.get("outputs", []) if not _junk_output(o)]
+        if d.get("echo") == "false" or not cell.source: cell.metadata["transient"] = {"remove_source": True}
+        n = len(cell.source.splitlines())
+        if {"export", "exports", "exporti"} & set(d):
+            names = _defined_names(cell.source)
+            shown = ", ".join(names[:6]) + (", …" if len(names) > 6 else "") if names else "imports"
+            cell.metadata["factornb_fold"] = f"Implementation{f' (factornb.{module})' if module else ''}: {shown} — {n} line{'s' if n != 1 else ''}"
+        elif n > _FOLD_LINES: cell.metadata["factornb_fold"] = f"Code — {n} line{'s' if n != 1 else ''}"
+        if cell.source or cell.outputs: cells.append(cell)
+    nb.cells = cells
+    return nb
+
+# %% ../nbs/90_cli.ipynb #b1a7e008
+_BOOK_CSS = """
+main { max-width: 62rem; margin: 0 auto; padding: 0 1rem 4rem; }
+nav.factornb-nav { max-width: 62rem; margin: 0 auto; padding: .6rem 1rem; font: 14px system-ui, sans-serif; }
+nav.factornb-nav a { color: #2a5db0; text-decoration: none; }
+details.factornb-fold > summary { cursor: pointer; color: #555; font: 13px ui-monospace, monospace; padding: .25rem .5rem;
+  background: #f5f5f7; border-left: 3px solid #c8cbd3; }
+details.factornb-fold[open] > summary { margin-bottom: .25rem; }
+math[display="block"] { margin: .6em 0; }
+"""
+
+_BOOK_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{% block extra_css %}<style>""" + _BOOK_CSS + """</style>{% endblock extra_css %}
+{%- block body_header -%}{{ super() }}<nav class="factornb-nav"><a href="book.html">&larr; factornb: contents</a></nav>{%- endblock body_header -%}
+{% block input_group -%}
+{%- if cell.metadata.get('factornb_fold') -%}
+<details class="factornb-fold"><summary>{{ cell.metadata.factornb_fold | escape_html }}</summary>{{ super() }}</details>
+{%- else -%}{{ super() }}{%- endif -%}
+{% endblock input_group %}
+"""
+
+def _book_exporter():
+    "nbconvert's HTML exporter (lab template) with math typeset as MathML, no scripts from the network, and folded cells."
+    import jinja2
+    from nbconvert import HTMLExporter
+    from nbconvert.filters.markdown_mistune import MarkdownWithMath
+    import latex2mathml   # noqa: F401  (fail here, with the install hint, rather than leave every formula raw)
+    Renderer = _mathml_renderer()
+    class BookExporter(HTMLExporter):
+        @jinja2.pass_context
+        def markdown2html(self, context, source):
+            "As nbconvert's filter (attachments, images, anchors), with the MathML renderer."
+            cell, resources = context.get("cell", {}), context.get("resources", {})
+            renderer = Renderer(escape=False, attachments=cell.get("attachments", {}), embed_images=self.embed_images,
+                                path=resources.get("metadata", {}).get("path", ""), anchor_link_text=self.anchor_link_text,
+                                exclude_anchor_links=self.exclude_anchor_links, **self.lexer_options)
+            return MarkdownWithMath(renderer=renderer).render(source)
+    return BookExporter(template_name="lab", template_file="factornb_book.html.j2", exclude_input_prompt=True, exclude_output_prompt=True,
+                        extra_loaders=[jinja2.DictLoader({"factornb_book.html.j2": _BOOK_TEMPLATE})])
+
+# %% ../nbs/90_cli.ipynb #b1a7e009
+def _title(path) -> str | None:
+    "The text of a notebook's first level-1 markdown heading."
+    for cell in json.loads(Path(path).read_text(encoding="utf-8"))["cells"]:
+        if cell["cell_type"] == "markdown":
+            for line in _cell_source(cell).splitlines():
+                if line.startswith("# "): return line[2:].strip()
+    return None
+
+def _summary(path) -> str:
+    "The first `> ` line of a notebook's first markdown cell: nbdev's one-sentence summary, what the chapter answers."
+    for cell in json.loads(Path(path).read_text(encoding="utf-8"))["cells"]:
+        if cell["cell_type"] == "markdown":
+            return next((l[1:].strip() for l in _cell_source(cell).splitlines() if l.startswith(">")), "")
+    return ""
+
+_FRONT_CSS = """
+body { font: 17px/1.55 Georgia, 'Times New Roman', serif; color: #222; background: #fdfdfb; margin: 0; }
+main { max-width: 46rem; margin: 0 auto; padding: 2.5rem 1.25rem 4rem; }
+h1 { font: 600 2.2rem/1.2 system-ui, sans-serif; margin: 0 0 .4rem; }
+h2 { font: 600 1.05rem system-ui, sans-serif; text-transform: uppercase; letter-spacing: .06em; color: #666; margin: 2.2rem 0 .6rem; }
+p.lede { font-size: 1.1rem; color: #444; margin: 0 0 1rem; }
+ol.toc { list-style: none; padding: 0; margin: 0; }
+ol.toc li { padding: .55rem 0 .6rem; border-bottom: 1px solid #e6e6e0; }
+ol.toc a { font: 600 1.05rem system-ui, sans-serif; color: #2a5db0; text-decoration: none; }
+ol.toc a:hover { text-decoration: underline; }
+ol.toc .answers { color: #444; font-size: .95rem; margin-top: .15rem; }
+"""
+
+def _front_page(root: Path, stems: list[str]) -> str:
+    "`book.html`: the title, and the reading map: every page by its title with the one line it answers; chapters, then appendices (9x)."
+    cfg = _settings(root)
+    def item(stem):
+        nb = root / "nbs" / f"{stem}.ipynb"
+        answers = re.sub(r"^<p>|</p>\s*$", "", markdown_to_html(_summary(nb)).strip())
+        return (f'<li><a href="{stem}.html">{html.escape(_title(nb) or stem)}</a>'
+                f'<div class="answers">{answers}</div></li>')
+    groups = (("Start here", [s for s in stems if s == "index"]),
+              ("Chapters", [s for s in stems if s != "index" and not s.startswith("9")]),
+              ("Appendices", [s for s in stems if s.startswith("9")]))
+    body = "".join(f'<h2>{name}</h2><ol class="toc">{"".join(map(item, group))}</ol>' for name, group in groups if group)
+    name = html.escape(cfg.get("lib_name", "factornb"))
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<title>{name}</title><style>{_FRONT_CSS}</style></head>\n<body><main><h1>{name}</h1>'
+            f'<p class="lede">{html.escape(cfg.get("description", ""))}</p>{body}</main></body></html>\n')
 
 def build_book(out="_book", root=None, execute: bool = False) -> list[Path]:
-    "Render every notebook in `nbs/` to HTML in `out` (executing them first with `execute`); returns the pages."
-    try: from nbconvert import HTMLExporter
-    except ImportError as e: raise ImportError("factornb book needs nbconvert: pip install 'factornb[dev]'") from e
+    "Render every notebook in `nbs/` to an HTML page in `out` (executing them first with `execute`) and write `book.html`, the contents; returns the pages."
+    try: exporter = _book_exporter()
+    except ImportError as e: raise ImportError("factornb book needs nbconvert and latex2mathml: pip install 'factornb[dev]'") from e
     import nbformat
-    root = _repo_root(root)
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    root, out = _repo_root(root), Path(out)
+    if out.exists() and not out.is_dir(): raise ValueError(f"out: expected a folder, got the file {out}")
+    try: out.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise ValueError(f"out: cannot create the folder {out} ({e.strerror})") from e
     pages, flags = [], _test_flags(root)
     for path in sorted((root / "nbs").glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         if execute: nb = nbformat.reads(json.dumps(_run_notebook(path, flags)), as_version=4)   # as nbdev_test: no slow/gpu cells
-        html, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
-        page = out / (path.stem + ".html"); page.write_text(html, encoding="utf-8"); pages.append(page)
-    links = "\n".join(f'<li><a href="{p.name}">{p.stem}</a></li>' for p in pages)
-    (out / "book.html").write_text(f"<html><body><h1>factornb</h1><ol>{links}</ol></body></html>", encoding="utf-8")
+        page_html, _ = exporter.from_notebook_node(_book_cells(nb))
+        page = out / (path.stem + ".html"); page.write_text(page_html, encoding="utf-8"); pages.append(page)
+    (out / "book.html").write_text(_front_page(root, [p.stem for p in pages]), encoding="utf-8")
     return pages
 
 # %% ../nbs/90_cli.ipynb #74d5a170
@@ -114,99 +280,131 @@ def execute_notebook(path, root=None) -> Path:
     from execnb.nbio import write_nb
     from nbdev.clean import nbdev_clean
     root = _repo_root(root); path = Path(path).resolve()
-    if path.suffix != ".ipynb" or not path.exists(): raise ValueError(f"path: expected an existing .ipynb file, got {path}")
-    nb = _run_notebook(path, _test_flags(root))
+    if path.suffix != ".ipynb" or not path.is_file(): raise ValueError(f"paths: expected an existing .ipynb file, got {path}")
+    try: nb = _run_notebook(path, _test_flags(root))
+    except Exception as e: raise RuntimeError(f"{path.name}: a cell failed ({type(e).__name__}: {e})") from e   # not bad input: keep the traceback
     nb.metadata["factornb"] = {"executed_code_sha256": code_hash(nb)}
     write_nb(nb, path)
     with _working_directory(root): nbdev_clean(fname=str(path))      # nbdev reads settings.ini from the working directory
     return path
 
+def _read_notebook(path: Path) -> dict:
+    "The JSON of notebook `path`, or a ValueError naming it."
+    if path.suffix != ".ipynb" or not path.is_file(): raise ValueError(f"paths: expected an existing .ipynb file, got {path}")
+    try: return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e: raise ValueError(f"paths: {path} is not a notebook ({e})") from e
+
 def check_executed(paths) -> list[str]:
-    "Problems of committed notebooks: never executed, code changed since (stale `code_hash`), or an error output."
+    "Problems of committed notebooks: never executed, code changed since (stale `code_hash`), an error output, or an output on stderr."
     problems = []
     for path in map(Path, paths):
-        nb = json.loads(path.read_text(encoding="utf-8"))
+        nb = _read_notebook(path)
         stored = nb.get("metadata", {}).get("factornb", {}).get("executed_code_sha256")
         if stored is None: problems.append(f"{path.name}: not executed (run `factornb execute {path}`)")
         elif stored != code_hash(nb): problems.append(f"{path.name}: code changed since it was executed (run `factornb execute {path}`)")
         for i, cell in enumerate(nb["cells"]):
             for o in cell.get("outputs", []):
-                if o.get("output_type") == "error" or (o.get("name") == "stderr" and "Traceback" in "".join(o.get("text", ""))):
-                    problems.append(f"{path.name}: cell {i} has an error output")
+                if o.get("output_type") == "error": problems.append(f"{path.name}: cell {i} (id {cell.get('id')}) has an error output")
+                elif o.get("name") == "stderr":
+                    first = next((l.strip() for l in _cell_source({"source": o.get("text", "")}).splitlines() if l.strip()), "")
+                    problems.append(f"{path.name}: cell {i} (id {cell.get('id')}) writes to stderr: {first[:100]!r}")
     return problems
 
 # %% ../nbs/90_cli.ipynb #baa10631
-def _title(path) -> str | None:
-    "The text of a notebook's first level-1 markdown heading."
-    for cell in json.loads(Path(path).read_text(encoding="utf-8"))["cells"]:
-        if cell["cell_type"] == "markdown":
-            for line in _cell_source(cell).splitlines():
-                if line.startswith("# "): return line[2:].strip()
-    return None
+def untypeset_math(page_html: str) -> list[str]:
+    """Raw TeX left in a page: `$…$`, `$$…$$`, `\\(…\\)` or `\\begin{…}` in its text outside code, scripts and MathML, or a
+    `\\command` inside MathML (one latex2mathml did not know). Pure Python: the check needs no browser."""
+    outside = re.sub(r"(?is)<(script|style|pre|code|math)\b.*?</\1\s*>", " ", page_html)
+    text = html.unescape(re.sub(r"<[^>]+>", " ", outside))
+    raw = re.findall(r"\$\$.+?\$\$|\$[^$\s](?:[^$\n]*?[^$\s])?\$|\\\(.+?\\\)|\\begin\{\w+\*?\}", text, re.S)
+    for math in re.findall(r"(?is)<math\b.*?</math\s*>", page_html):
+        raw += [t for t in re.findall(r">([^<]*)<", math) if re.search(r"\\[A-Za-z]", html.unescape(t))]
+    return [" ".join(r.split())[:80] for r in raw]
 
 def check_book(out="_book", root=None) -> list[str]:
-    "Problems of the rendered book in `out`: missing pages, pages without their chapter's title, dead links on the index page."
-    import html, re
+    """Problems of the rendered book in `out`: a missing page, a page without its chapter's title, untypeset math, a script
+    loaded from the network, and on `book.html` a chapter title not listed or a dead link."""
     root, out = _repo_root(root), Path(out)
     problems = []
     for nb in sorted((root / "nbs").glob("*.ipynb")):
         page = out / (nb.stem + ".html")
         if not page.exists(): problems.append(f"{page.name}: missing"); continue
-        title = _title(nb)
-        text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text(encoding="utf-8")))
+        title, page_html = _title(nb), page.read_text(encoding="utf-8")
+        text = html.unescape(re.sub(r"<[^>]+>", "", page_html))
         if title is None: problems.append(f"{nb.name}: no '# ' title in its first markdown cells")
         elif title not in text: problems.append(f"{page.name}: the chapter title {title!r} is not on the page")
+        raw = untypeset_math(page_html)
+        if raw: problems.append(f"{page.name}: {len(raw)} untypeset formula(s), e.g. {raw[0]!r}")
+        if re.search(r"<script[^>]+src=[\"']?(https?:)?//", page_html): problems.append(f"{page.name}: loads a script from the network")
     index = out / "book.html"
     if not index.exists(): problems.append("book.html: missing")
     else:
-        for link in re.findall(r'href="([^"]+)"', index.read_text(encoding="utf-8")):
+        index_html = index.read_text(encoding="utf-8")
+        listed = html.unescape(re.sub(r"<[^>]+>", "", index_html))
+        for nb in sorted((root / "nbs").glob("*.ipynb")):
+            if _title(nb) and _title(nb) not in listed: problems.append(f"book.html: does not list {_title(nb)!r}")
+        for link in re.findall(r'href="([^"]+)"', index_html):
             if not (out / link).exists(): problems.append(f"book.html: dead link {link}")
     return problems
 
 # %% ../nbs/90_cli.ipynb #219c7f37
-def _parser() -> argparse.ArgumentParser:
+_LIGHT_COMMANDS = ("readme", "book", "execute")   # documentation commands: they need neither torch nor the chapters' modules
+
+def _cli_readme(args) -> int:
+    ok = write_readme(check=args.check)
+    print("README.md is up to date" if ok and args.check else "README.md is stale" if args.check else "wrote README.md")
+    return 0 if ok else 1
+
+def _cli_book(args) -> int:
+    pages = build_book(args.out, execute=args.execute)
+    print(f"wrote {len(pages)} pages to {args.out}/ (open {args.out}/book.html)")
+    problems = check_book(args.out) if args.check else []
+    for line in problems: print("broken:", line)
+    return 1 if problems else 0
+
+def _cli_execute(args) -> int:
+    root = _repo_root()
+    paths = [Path(p) for p in args.paths] or sorted((root / "nbs").glob("*.ipynb"))
+    if args.check:
+        problems = check_executed(paths)
+        for line in problems: print("not ready:", line)
+        print(f"{len(paths) - len({p.split(':')[0] for p in problems})} of {len(paths)} notebooks executed, current and clean")
+        return 1 if problems else 0
+    for p in paths: _read_notebook(p)          # every path checked before anything runs
+    import time
+    for p in paths:
+        t0 = time.perf_counter(); execute_notebook(p, root); print(f"executed {p} in {time.perf_counter() - t0:.0f} s", flush=True)
+    return 0
+
+def _parser(chapters: bool = True) -> argparse.ArgumentParser:
+    "The `factornb` parser; with `chapters`, the chapters' experiment commands too (importing their modules, so torch)."
     p = argparse.ArgumentParser(prog="factornb", description="The geometry of what transformers learn: textbook and experiments.")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("readme", help="write README.md from nbs/index.ipynb")
     r.add_argument("--check", action="store_true", help="only check that README.md is up to date (exit 1 if not)")
-    b = sub.add_parser("book", help="render the notebooks to HTML without Quarto")
+    r.set_defaults(func=_cli_readme)
+    b = sub.add_parser("book", help="render the notebooks to HTML without Quarto (math as MathML: no network needed)")
     b.add_argument("--out", default="_book", help="output folder (default: _book)")
     b.add_argument("--execute", action="store_true", help="run the notebooks first so the pages carry fresh outputs")
-    b.add_argument("--check", action="store_true", help="after rendering, fail (exit 1) on a missing page, a page without its title or a dead link")
+    b.add_argument("--check", action="store_true", help="after rendering, fail (exit 1) on a missing page, a page without its title, "
+                   "untypeset math, a script from the network, or a chapter missing from book.html")
+    b.set_defaults(func=_cli_book)
     e = sub.add_parser("execute", help="run chapters top to bottom and commit-ready their outputs (default: every notebook in nbs/)")
     e.add_argument("paths", nargs="*", help="notebooks (default: all of nbs/*.ipynb)")
-    e.add_argument("--check", action="store_true", help="run nothing; fail (exit 1) if a notebook is unexecuted, stale or holds an error")
-    from factornb import train, ace, grokking, agreement   # imported here: `factornb readme` and `book` need no torch at import time
-    train.register_cli(sub)
-    cores = ace.register_cli(sub)   # `factornb cores ...`: chapter 03 makes the group, chapters 04 and 05 add to it
-    for chapter in (grokking, agreement): chapter.register_cli(cores)
+    e.add_argument("--check", action="store_true", help="run nothing; fail (exit 1) if a notebook is unexecuted, stale, "
+                   "or holds an error or an output on stderr")
+    e.set_defaults(func=_cli_execute)
+    if chapters:
+        from factornb import train, ace, grokking, agreement
+        train.register_cli(sub)
+        cores = ace.register_cli(sub)   # `factornb cores ...`: chapter 03 makes the group, chapters 04 and 05 add to it
+        for chapter in (grokking, agreement): chapter.register_cli(cores)
     return p
 
 def main(argv: list[str] | None = None) -> int:
-    "Entry point of the `factornb` command."
-    args = _parser().parse_args(argv)
-    if args.command == "readme":
-        ok = write_readme(check=args.check)
-        print("README.md is up to date" if ok and args.check else "README.md is stale" if args.check else "wrote README.md")
-        return 0 if ok else 1
-    if args.command == "book":
-        pages = build_book(args.out, execute=args.execute)
-        print(f"wrote {len(pages)} pages to {args.out}/ (open {args.out}/book.html)")
-        problems = check_book(args.out) if args.check else []
-        for line in problems: print("broken:", line)
-        return 1 if problems else 0
-    if args.command == "execute":
-        root = _repo_root()
-        paths = [Path(p) for p in args.paths] or sorted((root / "nbs").glob("*.ipynb"))
-        if args.check:
-            problems = check_executed(paths)
-            for line in problems: print("stale:", line)
-            print(f"{len(paths) - len({p.split(':')[0] for p in problems})} of {len(paths)} notebooks executed and current")
-            return 1 if problems else 0
-        import time
-        for p in paths:
-            t0 = time.perf_counter(); execute_notebook(p, root); print(f"executed {p} in {time.perf_counter() - t0:.0f} s", flush=True)
-        return 0
+    "Entry point of the `factornb` command: bad input is one line on stderr and exit 2, for every subcommand."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(chapters=not (argv and argv[0] in _LIGHT_COMMANDS)).parse_args(argv)
     try: return int(args.func(args))
-    except ValueError as e:          # bad input (a missing checkpoint, an out-of-range option): one line, exit 2 as argparse does
+    except ValueError as e:          # bad input (outside the repository, a missing notebook or checkpoint, an out-of-range option)
         print(f"factornb {args.command}: error: {e}", file=sys.stderr); return 2

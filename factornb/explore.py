@@ -13,11 +13,11 @@ from .geometry import (cumulative_explained_variance, dims_at, unique_prefixes, 
                                random_overlap_baseline)
 
 # %% auto #0
-__all__ = ['AGREEMENT_EXPLORER_SENTENCES', 'explorer_widget', 'show_explorer', 'ghmm_explorer_figure', 'ghmm_controls',
-           'explorer_process', 'geometry_explorer_figure', 'geometry_controls', 'training_snapshots',
+__all__ = ['RESULTS_ENV', 'AGREEMENT_EXPLORER_SENTENCES', 'explorer_widget', 'show_explorer', 'ghmm_explorer_figure',
+           'ghmm_controls', 'explorer_process', 'geometry_explorer_figure', 'geometry_controls', 'training_snapshots',
            'snapshots_from_models', 'tiny_training_run', 'training_explorer_figure', 'training_controls',
-           'AceExplorerData', 'small_markov_models', 'ace_explorer_figure', 'ace_controls', 'GrokExplorerData',
-           'grok_explorer_data', 'grok_explorer_figure', 'grok_controls', 'AgreementExplorerData',
+           'AceExplorerData', 'small_markov_models', 'ace_explorer_figure', 'ace_controls', 'results_dir',
+           'GrokExplorerData', 'grok_explorer_data', 'grok_explorer_figure', 'grok_controls', 'AgreementExplorerData',
            'agreement_explorer_data', 'agreement_explorer_figure', 'agreement_controls']
 
 # %% ../nbs/91_explore.ipynb #c732f3f4
@@ -406,26 +406,36 @@ def ace_controls(data: AceExplorerData | None = None, rank: int = 3, seed_a=None
                 seed_b=W.Dropdown(options=s, value=s[min(1, len(s) - 1)] if seed_b is None else seed_b, description="seed B"))
 
 # %% ../nbs/91_explore.ipynb #13e32d4a
-def _results_dir() -> Path:
-    "The repository's `results/` folder (beside the package in a source checkout)."
+RESULTS_ENV = "FACTORNB_RESULTS"
+
+def results_dir(*parts: str) -> Path:
+    """The folder of the committed runs (joined with `parts`, e.g. `results_dir("cores_grok")`): `$FACTORNB_RESULTS` if set,
+    else the `results/` beside the package, which only a source checkout has; a ValueError naming the folder if it is missing."""
     import factornb
-    return Path(factornb.__file__).resolve().parents[1] / "results"
+    env = os.environ.get(RESULTS_ENV)
+    path = (Path(env) if env else Path(factornb.__file__).resolve().parents[1] / "results").joinpath(*parts)
+    if not path.is_dir():
+        raise ValueError(f"results: no folder {path}{f' (from ${RESULTS_ENV})' if env else ''}. The committed runs ship with the "
+                         f"factornb repository, not with the installed package: set {RESULTS_ENV} to a checkout's results/ folder, "
+                         "or pass the run's folder to the explorer (grok_explorer_data(path), agreement_explorer_data(model_dir)).")
+    return path
 
 def _checkpoint_clock(path, data) -> dict:
-    "Chapter 04's clock of one saved checkpoint: the held-out-block ridge fit (as `analyse_model`) of its r_nec-dim core, with the eigenvalues."
-    from factornb.grokking import load_weights, last_position_states, core_dimensions, clock
+    """Chapter 04's `analyse_model` of one saved checkpoint (its core dims, accuracies and clocks), re-measured from the weights,
+    with the eigenvalues of its held-out clock (the spectrum the explorer draws)."""
+    from factornb.grokking import load_weights, analyse_model, last_position_states, core_dimensions, clock
     m = load_weights(path)
-    H = last_position_states(m, data.x_test)
-    d = core_dimensions(H, data.y_test, m.unembed.W_U.detach().double().numpy().T, m.unembed.b_U.detach().double().numpy())
-    c = clock(H @ d["basis"][:, :d["r_nec"]], data.y_test, data.p, ridge=1.0, holdout=max(3, round(0.075 * data.p)))
-    return dict(eigenvalues=c["operator"].eigenvalues, holdout_r2=c["operator"].holdout_r2, frac_near=c["frac_near"], bins=c["bins"],
-                r_nec=d["r_nec"], r_suf_strict=d["r_suf_strict"], test_acc=d["base_acc"])
+    row = analyse_model(m, data)
+    H = last_position_states(m, data.x_test)       # analyse_model keeps only the clock's numbers: its eigenvalues are recomputed here
+    Q = core_dimensions(H, data.y_test, m.unembed.W_U.detach().double().numpy().T, m.unembed.b_U.detach().double().numpy())["basis"]
+    held = clock(H @ Q[:, :row["r_nec"]], data.y_test, data.p, ridge=1.0, holdout=max(3, round(0.075 * data.p)))
+    return dict(row, eigenvalues=held["operator"].eigenvalues)
 
 class GrokExplorerData:
     "A committed `factornb cores grok` run: per-checkpoint rows for every seed and arm, and the clock spectra of its saved checkpoints (measured once, here)."
     def __init__(self, path=None):
         from factornb.grokking import modular_addition_data
-        path = _results_dir() / "cores_grok" if path is None else Path(path)
+        path = results_dir("cores_grok") if path is None else Path(path)
         if not (path / "grok.json").is_file(): raise ValueError(f"path: expected a folder with grok.json (a `factornb cores grok` run), got {path}")
         res = json.loads((path / "grok.json").read_text())
         self.path, self.p, self.grok_epoch, self.settings = path, int(res["p"]), res["grok_epoch"], res["settings"]
@@ -505,7 +515,7 @@ def grok_explorer_figure(data: GrokExplorerData | None = None, epoch: int | None
     spec = data.spectra.get((arm, epoch)) if seed == data.saved_seed else None
     if spec is not None:
         plot_clock(ax[2], spec["eigenvalues"], data.p, f"Shift-operator spectrum, epoch {epoch} (seed {seed})\n"
-                   f"r_nec {spec['r_nec']}: {spec['frac_near']:.2f} near the circle, R²_h {spec['holdout_r2']:.2f}")
+                   f"r_nec {spec['r_nec']}: {spec['frac_near_holdout']:.2f} near the circle, R²_h {spec['holdout_r2']:.2f}")
     else:
         t = np.linspace(0, 2 * np.pi, 200); ax[2].plot(np.cos(t), np.sin(t), c="lightgrey", lw=1)
         where = f"seed {data.saved_seed},\nepochs {', '.join(map(str, saved))}" if saved else "no epoch"
@@ -547,7 +557,7 @@ class AgreementExplorerData:
                  n_grid: int = 81, n_samples: int = 1200, seed: int = 0):
         from factornb.agreement import load_causal_lm, agreement_dataset, layer_states, agreement_core, copula_ids, layer_hook
         if model is None or isinstance(model, (str, os.PathLike)):
-            path = _results_dir() / "cores_agreement" / "L2-seed0" if model is None else Path(model)
+            path = results_dir("cores_agreement", "L2-seed0") if model is None else Path(model)
             import transformers
             bar = transformers.utils.logging.is_progress_bar_enabled(); transformers.utils.logging.disable_progress_bar()
             try: self.model, self.tokenizer = load_causal_lm(str(path))

@@ -4,24 +4,25 @@
 
 # %% ../nbs/04_grokking.ipynb #68b7723e
 from __future__ import annotations
-import argparse, dataclasses, json, math, sys, time
-from dataclasses import dataclass, field
+import copy, json, math, os, sys, time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
 from .models import Transformer, TransformerConfig
 from .activations import run_with_cache
+from .train import save_checkpoint, load_checkpoint, write_json_atomic
 from .ace import activity_matrix, relevance_matrix, core_basis, energy_rank, readout_rank_scan, necessary_rank, sufficient_rank
 
 # %% auto #0
 __all__ = ['LAW_MODEL', 'ModularData', 'modular_addition_data', 'grok_config', 'core_layer', 'accuracy', 'GrokTrainer',
            'last_position_states', 'core_dimensions', 'class_means', 'ShiftOperator', 'fit_shift_operator',
            'rotational_modes', 'clock', 'plot_clock', 'embedding_frequency_power', 'key_frequencies', 'analyse_model',
-           'checkpoint_epochs', 'grok_epoch', 'load_weights', 'grok_run', 'plot_grok', 'grok_time', 'fit_power_law',
-           'redundancy_law', 'fit_redundancy_law', 'grok_law', 'law_fits', 'plot_law', 'register_cli']
+           'checkpoint_epochs', 'grok_epoch', 'load_weights', 'grok_run', 'plot_grok', 'GrokTimes', 'grok_time',
+           'fit_power_law', 'redundancy_law', 'fit_redundancy_law', 'grok_law', 'law_fits', 'plot_law', 'register_cli']
 
 # %% ../nbs/04_grokking.ipynb #0f077d3e
 from .ghmm import _check_int    # chapter 00's shared validator: TypeError for a non-int, ValueError below the minimum
@@ -41,7 +42,7 @@ class ModularData:
     y_test: torch.Tensor
 
 def modular_addition_data(p: int = 53, train_fraction: float = 0.5, split_seed: int = 42) -> ModularData:
-    "The spec's task: every pair, a fixed `np.random.RandomState(split_seed)` permutation, the first floor(fraction p^2) train."
+    "The paper's task: every pair, a fixed `np.random.RandomState(split_seed)` permutation, the first floor(fraction p^2) train."
     p = _check_modulus(p)
     if not isinstance(train_fraction, (float, int)) or not 0 < train_fraction < 1:
         raise ValueError(f"train_fraction: expected a fraction strictly between 0 and 1, got {train_fraction!r}")
@@ -56,10 +57,9 @@ def modular_addition_data(p: int = 53, train_fraction: float = 0.5, split_seed: 
 # %% ../nbs/04_grokking.ipynb #b3b51e18
 def grok_config(p: int = 53, seed: int = 0, n_layers: int = 2, d_model: int = 128, n_heads: int = 4, d_mlp: int = 512,
                 dropout: float = 0.1) -> TransformerConfig:
-    "The spec's model: `n_layers` post-LN `nn.TransformerEncoderLayer`s (ReLU, dropout 0.1), learned positions, no final LN, PyTorch's init."
+    "The paper's model: `n_layers` post-LN `nn.TransformerEncoderLayer`s (ReLU, dropout 0.1), learned positions, no final LN, PyTorch's init."
     kw = dict(vocab_size=_check_modulus(p), n_ctx=2, d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_head=d_model // n_heads,
-              d_mlp=d_mlp, act="relu", norm="post", dropout=dropout, final_ln=False, seed=seed)
-    if "init" in {f.name for f in dataclasses.fields(TransformerConfig)}: kw["init"] = "torch"
+              d_mlp=d_mlp, act="relu", norm="post", dropout=dropout, final_ln=False, seed=seed, init="torch")
     return TransformerConfig(**kw)
 
 def core_layer(model: nn.Module) -> str:
@@ -81,7 +81,7 @@ def _rng_state(seed: int) -> torch.Tensor:
         torch.manual_seed(seed); return torch.get_rng_state()
 
 class GrokTrainer:
-    """Several seeds of the spec's model trained side by side on one split: each seed has its own initial weights,
+    """Several seeds of the paper's model trained side by side on one split: each seed has its own initial weights,
     AdamW, shuffle order and dropout stream, so a seed's run does not depend on which other seeds run beside it."""
     def __init__(self, data: ModularData, seeds: Sequence[int] = (0, 1, 2), weight_decay: float = 1.0, lr: float = 1e-3,
                  batch_size: int | None = 512, model_kwargs: dict | None = None):
@@ -98,13 +98,13 @@ class GrokTrainer:
         self.set_weight_decay(weight_decay)
 
     def set_weight_decay(self, weight_decay: float) -> None:
-        "A fresh AdamW (new moments) with this weight decay for every seed, as in the spec's WD 1 -> 0 branch."
+        "A fresh AdamW (new moments) with this weight decay for every seed, as in the authors' WD 1 -> 0 branch."
         self.weight_decay = float(weight_decay)
         self.optimizers = [torch.optim.AdamW(m.parameters(), lr=self.lr, weight_decay=self.weight_decay) for m in self.models]
 
     @property
     def epoch(self) -> int:
-        "The label of the last completed pass: the spec's 'epoch 0' is the state after the first pass."
+        "The label of the last completed pass: in the authors' code 'epoch 0' is the state after the first pass."
         return self.passes - 1
 
     def train_epoch(self, on_step=None) -> list[float]:
@@ -161,7 +161,7 @@ def last_position_states(model: nn.Module, x: torch.Tensor, hook_name: str | Non
 
 def core_dimensions(activations, targets, readout, bias=None, energy: float = 0.99, threshold: float | None = None,
                     tol: float = 1e-3) -> dict:
-    """The spec's `ace_ablate` for a layer that feeds a linear readout: the full ACE basis, `r_energy`, the strict necessary
+    """The authors' `ace_ablate` for a layer that feeds a linear readout: the full ACE basis, `r_energy`, the strict necessary
     dim (smallest r >= r_energy whose removal leaves accuracy <= `threshold`, default 2/K; D if never) and sufficient dim
     (smallest r whose core-only accuracy is >= base - `tol`), r_nec/r_suf = max(r_energy, strict), and keep/remove accuracy at r_nec."""
     H = np.asarray(activations, dtype=np.float64); W = np.asarray(readout, dtype=np.float64)
@@ -200,7 +200,7 @@ class ShiftOperator:
     k: int
 
 def fit_shift_operator(reps, ridge: float = 0.0, holdout: int = 0, start: int = 0, rel_tol: float = 1e-3, k_max: int = 52) -> ShiftOperator:
-    """The spec's shift operator (§5.4): centre on the mean of the fitted edges' sources, project on the top-k right singular
+    """The authors' shift operator: centre on the mean of the fitted edges' sources, project on the top-k right singular
     vectors (s >= rel_tol s_max, k <= k_max, k <= P - 1), solve (ridge) least squares. With `holdout` = m > 0, the m classes
     start..start+m-1 are held out: fit on edges with both ends outside the block, report R^2 on the edges inside it."""
     R = np.asarray(reps, dtype=np.float64); P = len(R)
@@ -260,7 +260,7 @@ def key_frequencies(power, n: int) -> list[int]:
 
 # %% ../nbs/04_grokking.ipynb #f531aa2b
 def analyse_model(model: nn.Module, data: ModularData, energy: float = 0.99, holdout_ridge: float = 1.0) -> dict:
-    """Core tracking at one checkpoint (spec §5.3-5.4) on the test pairs: accuracies, core dims, and the clocks of the
+    """Core tracking at one checkpoint (as the authors' code tracks it) on the test pairs: accuracies, core dims, and the clocks of the
     r_nec-dim core: `modes`/`frac_near` from the all-edge least-squares fit (Fig. 2 style), `holdout_r2`/`frac_near_holdout`
     from the ridge fit with a held-out block of max(3, round(0.075 p)) classes (4 at p = 53, as in Fig. 1)."""
     H = last_position_states(model, data.x_test)
@@ -276,8 +276,9 @@ def analyse_model(model: nn.Module, data: ModularData, energy: float = 0.99, hol
 
 # %% ../nbs/04_grokking.ipynb #9c9d5964
 def checkpoint_epochs(epochs: int, every: int = 100, coarse_after: int = 2000, coarse_every: int = 500) -> list[int]:
-    "The spec's cadence: every `every` epochs up to `coarse_after`, then every `coarse_every`, always ending at `epochs`."
-    epochs = _check_int(epochs, "epochs", 1)
+    "The authors' cadence: every `every` epochs up to `coarse_after`, then every `coarse_every`, always ending at `epochs`."
+    epochs, every = _check_int(epochs, "epochs", 1), _check_int(every, "every", 1)
+    coarse_after, coarse_every = _check_int(coarse_after, "coarse_after", 0), _check_int(coarse_every, "coarse_every", 1)
     out = [e for e in range(0, min(epochs, coarse_after) + 1, every)]
     out += [e for e in range(coarse_after + coarse_every, epochs + 1, coarse_every) if e > out[-1]]
     return out if out[-1] == epochs else out + [epochs]
@@ -288,16 +289,29 @@ def grok_epoch(records: list[dict], threshold: float = 0.99) -> int | None:
     for r in records: by.setdefault(r["epoch"], []).append(r["test_acc"])
     return next((e for e in sorted(by) if min(by[e]) >= threshold), None)
 
-def _save_weights(model: nn.Module, path: Path) -> None:
-    "A small checkpoint: the config and float16 weights."
-    torch.save({"config": dataclasses.asdict(model.config), "state_dict": {k: v.half() for k, v in model.state_dict().items()}}, path)
+def _save_weights(model: nn.Module, path, epoch: int) -> Path:
+    "`model` at `epoch` in the project's checkpoint format (`train.save_checkpoint`: format tag, atomic), weights in float16 to keep it small."
+    return save_checkpoint(path, copy.deepcopy(model).half(), step=epoch)
 
 def load_weights(path) -> nn.Module:
-    "A model saved by the grok run (float16 weights cast back to float32), in eval mode."
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    model = Transformer(TransformerConfig(**ck["config"]))
-    model.load_state_dict({k: v.float() for k, v in ck["state_dict"].items()})
-    return model.eval()
+    "A model saved by the grok run, through `train.load_checkpoint` (`weights_only=True`, validated; float16 weights into the float32 model), in eval mode."
+    return load_checkpoint(path, architecture="transformer")
+
+_STATE_KEYS = ("settings", "records", "seconds", "main", "branch_start", "branch", "saved")
+
+def _save_state(state: dict, path) -> None:
+    "The grok run's resume state (plain dicts of tensors, lists and numbers), written atomically: a temporary file, then `os.replace`."
+    path = Path(path); tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp); os.replace(tmp, path)
+
+def _read_state(path) -> dict:
+    "A resume state written by `_save_state`, loaded with `weights_only=True` and checked; a ValueError naming `state` otherwise."
+    try: st = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e: raise ValueError(f"state: {path} is not a readable grok-run state ({type(e).__name__}: {e})") from None
+    if not isinstance(st, dict) or not set(_STATE_KEYS) <= set(st):
+        raise ValueError(f"state: {path} is not a grok-run state (expected a dict with keys {', '.join(_STATE_KEYS)})")
+    return st
+
 
 # %% ../nbs/04_grokking.ipynb #53bd2dc3
 def grok_run(p: int = 53, seeds: Sequence[int] = (0, 1, 2), epochs: int = 20_000, weight_decay: float = 1.0,
@@ -305,7 +319,7 @@ def grok_run(p: int = 53, seeds: Sequence[int] = (0, 1, 2), epochs: int = 20_000
              every: int = 100, coarse_after: int = 2000, coarse_every: int = 500, model_kwargs: dict | None = None,
              train_fraction: float = 0.5, out=None, state=None, save_seed: int | None = None, save_epochs: Sequence[int] = (),
              progress: bool = False) -> dict:
-    """The spec's grokking run (§5.2-5.4): train `seeds` with `weight_decay` to `epochs`, analyse every checkpoint, and, if
+    """The paper's grokking run: train `seeds` with `weight_decay` to `epochs`, analyse every checkpoint, and, if
     `branch_at` is given, continue from that checkpoint with a fresh AdamW at `branch_weight_decay` (the WD 1 -> 0 arm).
     With `state` (a file), the full training state is saved at every checkpoint and a rerun resumes from it; with `out`
     (a folder), grok.json is rewritten at every checkpoint and float16 weights of `save_seed` (default: the first seed)
@@ -321,11 +335,13 @@ def grok_run(p: int = 53, seeds: Sequence[int] = (0, 1, 2), epochs: int = 20_000
                     branch_weight_decay=branch_weight_decay, lr=lr, batch_size=batch_size, every=every, coarse_after=coarse_after,
                     coarse_every=coarse_every, model_kwargs=dict(model_kwargs or {}), train_fraction=train_fraction)
     save_seed = list(seeds)[0] if save_seed is None else save_seed
+    if save_seed not in list(seeds): raise ValueError(f"save_seed: {save_seed} is not one of the seeds {list(seeds)}")
+    if missing := sorted(set(save_epochs) - set(cadence)): raise ValueError(f"save_epochs: {missing} are not checkpoint epochs ({cadence[:5]}...)")
     out = None if out is None else Path(out)
     if out is not None: out.mkdir(parents=True, exist_ok=True)
     st = None
     if state is not None and Path(state).exists():
-        st = torch.load(state, map_location="cpu", weights_only=False)
+        st = _read_state(state)
         old = {k: v for k, v in st["settings"].items() if k != "epochs"}
         if old != {k: v for k, v in settings.items() if k != "epochs"}: raise ValueError(f"state: {state} was made with other settings {st['settings']}")
     if st is None:
@@ -348,10 +364,10 @@ def grok_run(p: int = 53, seeds: Sequence[int] = (0, 1, 2), epochs: int = 20_000
                    ([f"epoch{e}"] if arm == "main" and e in save_epochs else [])
             for tag in tags:
                 if m is not None:
-                    name = f"seed{save_seed}_{tag}.pt"; _save_weights(m, out / name); st["saved"][tag] = {"file": name, "epoch": e}
-            (out / "grok.json").write_text(json.dumps(result(), indent=1))
+                    name = f"seed{save_seed}_{tag}.pt"; _save_weights(m, out / name, e); st["saved"][tag] = {"file": name, "epoch": e}
+            write_json_atomic(out / "grok.json", result())
         if state is not None:
-            st[arm] = trainer.state_dict(); tmp = Path(str(state) + ".tmp"); torch.save(st, tmp); tmp.replace(state)
+            st[arm] = trainer.state_dict(); _save_state(st, state)
 
     def train_arm(arm: str, trainer: GrokTrainer) -> None:
         todo = [e for e in cadence if e > trainer.epoch and (arm == "main" or e > branch_at)]
@@ -408,7 +424,7 @@ def plot_grok(result: dict, path=None):
         if recs is main and g is not None:
             after = e >= g; ax[2].fill_between(e[after], m2[after], m[after], color=c, alpha=.15, label="redundancy")
         e, m, s = _series(recs, "modes"); ax[3].plot(e, m, color=c, label=lab); ax[3].fill_between(e, m - s, m + s, color=c, alpha=.2)
-    ax[2].set_title("C  Core inflates after grokking"); ax[2].set_ylabel("core dims"); ax[2].legend(fontsize=7)
+    ax[2].set_title("C  Necessary and sufficient core dims"); ax[2].set_ylabel("core dims"); ax[2].legend(fontsize=7)
     ax[3].set_title("D  Rotational modes"); ax[3].set_ylabel(f"occupied frequency bins (max {p // 2 + 1})"); ax[3].legend(fontsize=8)
     for a in ax:
         a.set_xlabel("epoch")
@@ -420,29 +436,50 @@ def plot_grok(result: dict, path=None):
 # %% ../nbs/04_grokking.ipynb #f249e7cf
 LAW_MODEL = dict(n_layers=1, d_model=64, n_heads=4, d_mlp=256)   # the CPU-scale law model (paper: one layer, d 128, FFN 512)
 
+@dataclass
+class GrokTimes:
+    """tau_mem / tau_grok: the first optimiser step at which train / test accuracy reach `threshold`; `delay` = tau_grok - tau_mem,
+    defined only when positive (as in the authors' sweep: a run that generalises no later than it memorises has no delay)."""
+    threshold: float = 0.99
+    steps: int = 0
+    tau_mem: int | None = None
+    tau_grok: int | None = None
+
+    def update(self, train_acc: Callable[[], float], test_acc: Callable[[], float]) -> None:
+        """Count one optimiser step and evaluate what is still unknown: train accuracy until memorised, test accuracy until
+        grokked (callables, so an accuracy that is no longer needed is never computed)."""
+        self.steps += 1
+        if self.tau_grok is not None: return
+        if self.tau_mem is None and train_acc() >= self.threshold: self.tau_mem = self.steps
+        if test_acc() >= self.threshold: self.tau_grok = self.steps
+
+    @property
+    def delay(self) -> int | None:
+        m, g = self.tau_mem, self.tau_grok
+        return g - m if m is not None and g is not None and g > m else None
+
+
+# %% ../nbs/04_grokking.ipynb #c9f5e4a3
 def grok_time(p: int = 31, weight_decay: float = 1.0, seed: int = 0, lr: float = 1e-2, batch_size: int | None = None,
               model_kwargs: dict | None = None, max_epochs: int = 5000, stop_after: int = 100, threshold: float = 0.99) -> dict:
-    """Step-resolved grokking time (spec §6.1): train one model, evaluate train and test accuracy after every optimiser step;
-    tau_mem / tau_grok = first step with train / test accuracy >= `threshold`, delay = tau_grok - tau_mem (None unless > 0).
-    Stops `stop_after` epochs after grokking or at `max_epochs`."""
+    """Step-resolved grokking time (as the authors' sweep measures it): train one model, evaluate train and test accuracy after
+    every optimiser step (`GrokTimes`). Stops `stop_after` epochs after the epoch in which it grokked, or at `max_epochs`."""
     data = modular_addition_data(p)
+    _check_int(max_epochs, "max_epochs", 1); _check_int(stop_after, "stop_after", 0)
+    if not 0 < float(threshold) <= 1: raise ValueError(f"threshold: expected an accuracy in (0, 1], got {threshold!r}")
     t = GrokTrainer(data, [seed], weight_decay, lr, batch_size, LAW_MODEL if model_kwargs is None else model_kwargs)
-    _check_int(max_epochs, "max_epochs", 1)
-    hit = {"mem": None, "grok": None}; step = [0]
+    times = GrokTimes(threshold)
     def on_step(i, model):
-        step[0] += 1
-        if hit["grok"] is not None: return
-        if hit["mem"] is None and accuracy(model, data.x_train, data.y_train) >= threshold: hit["mem"] = step[0]
-        if accuracy(model, data.x_test, data.y_test) >= threshold: hit["grok"] = step[0]
+        times.update(lambda: accuracy(model, data.x_train, data.y_train), lambda: accuracy(model, data.x_test, data.y_test))
     t0 = time.time(); grok_epoch_ = None
     while t.passes < max_epochs:
         t.train_epoch(on_step)
-        if hit["grok"] is not None and grok_epoch_ is None: grok_epoch_ = t.epoch
+        if times.tau_grok is not None and grok_epoch_ is None: grok_epoch_ = t.epoch
         if grok_epoch_ is not None and t.epoch >= grok_epoch_ + stop_after: break
-    m, g = hit["mem"], hit["grok"]
-    return {"p": p, "weight_decay": weight_decay, "seed": seed, "lr": lr, "batch_size": batch_size, "tau_mem": m, "tau_grok": g,
-            "delay": (g - m) if (m is not None and g is not None and g > m) else None, "steps": step[0],
+    return {"p": p, "weight_decay": weight_decay, "seed": seed, "lr": lr, "batch_size": batch_size, "tau_mem": times.tau_mem,
+            "tau_grok": times.tau_grok, "delay": times.delay, "steps": times.steps,
             "final_test_acc": accuracy(t.models[0], data.x_test, data.y_test), "seconds": time.time() - t0}
+
 
 # %% ../nbs/04_grokking.ipynb #0dc953cb
 def fit_power_law(x, y, confidence: float = 0.95) -> dict:
@@ -458,11 +495,11 @@ def fit_power_law(x, y, confidence: float = 0.95) -> dict:
             "prefactor": float(np.exp(r.intercept)), "r2": float(r.rvalue ** 2), "n": int(len(x))}
 
 def redundancy_law(p, omega: float, p_crit: float):
-    "tau(p) = -Omega log(1 - p_crit / p) (spec §6.2)."
+    "tau(p) = -Omega log(1 - p_crit / p) (the paper's redundancy law)."
     return -omega * np.log(1 - p_crit / np.asarray(p, dtype=np.float64))
 
 def fit_redundancy_law(p, tau) -> dict:
-    "Fit tau = -Omega log(1 - p_crit/p) with scipy's curve_fit (Omega >= 0, 0 <= p_crit < min p; the spec's initial guess); R^2 in linear space."
+    "Fit tau = -Omega log(1 - p_crit/p) with scipy's curve_fit (Omega >= 0, 0 <= p_crit < min p; the authors' initial guess); R^2 in linear space."
     from scipy.optimize import curve_fit
     p = np.asarray(p, dtype=np.float64); tau = np.asarray(tau, dtype=np.float64)
     if p.shape != tau.shape or p.ndim != 1 or len(np.unique(p)) < 2: raise ValueError(f"p, tau: expected 1-d arrays with >= 2 distinct p, got {p.shape}, {tau.shape}")
@@ -475,12 +512,13 @@ def fit_redundancy_law(p, tau) -> dict:
 # %% ../nbs/04_grokking.ipynb #e4933a65
 def grok_law(weight_decays: Sequence[float] = (0.5, 1.0, 2.0, 4.0), ps: Sequence[int] = (31, 43, 53, 61), seeds: Sequence[int] = (0, 1, 2),
              base_p: int = 31, base_weight_decay: float = 1.0, out=None, progress: bool = False, **kwargs) -> dict:
-    """The two sweeps of spec §6: delay vs weight decay at `base_p`, delay vs p at `base_weight_decay` (full batch), `seeds` each;
-    power-law and redundancy-law fits. With `out`, law.json is rewritten after every run and finished runs are not redone."""
+    """The paper's two sweeps: delay vs weight decay at `base_p`, delay vs p at `base_weight_decay` (full batch), `seeds` each;
+    power-law and redundancy-law fits. With `out`, law.json is rewritten (atomically) after every run, and a rerun keeps the
+    finished runs of a law.json made with the same per-run settings (`kwargs`)."""
     runs, path = [], None
     if out is not None:
         path = Path(out) / "law.json"; Path(out).mkdir(parents=True, exist_ok=True)
-        if path.exists(): runs = json.loads(path.read_text())["runs"]
+        if path.exists(): runs = _resumable_runs(path, kwargs)
     jobs = [j for s in seeds for j in [("weight_decay", base_p, w, s) for w in weight_decays] + [("p", p, base_weight_decay, s) for p in ps]]
     it = jobs
     if progress: from tqdm.auto import tqdm; it = tqdm(jobs, desc="grok-law runs")
@@ -493,8 +531,16 @@ def grok_law(weight_decays: Sequence[float] = (0.5, 1.0, 2.0, 4.0), ps: Sequence
         done = [r for r in runs if r["p"] == p and r["weight_decay"] == w and r["seed"] == s]
         if done: continue                                   # resumed, or the (base_p, base_weight_decay) run shared by both sweeps
         runs.append(grok_time(p, w, s, **kwargs))
-        if path is not None: path.write_text(json.dumps(result(), indent=1))
+        if path is not None: write_json_atomic(path, result())
     return result()
+
+def _resumable_runs(path: Path, kwargs: dict) -> list[dict]:
+    "The runs of an existing law.json; a ValueError naming `out` if it is unreadable or was made with other per-run settings."
+    try: old = json.loads(path.read_text())
+    except (OSError, ValueError) as e: raise ValueError(f"out: {path} is not a readable law.json ({type(e).__name__}: {e})") from None
+    keep = {k: v for k, v in old.get("settings", {}).items() if k in kwargs}
+    if keep != json.loads(json.dumps(kwargs)): raise ValueError(f"out: {path} was made with other run settings ({keep} vs {kwargs})")
+    return old["runs"]
 
 def law_fits(runs: list[dict], base_p: int, base_weight_decay: float) -> dict:
     "Fits of the two panels from the runs that grokked (delay defined)."
@@ -542,12 +588,30 @@ def _summary_line(r: dict) -> str:
             f"r_nec {r['r_nec']} r_suf {r['r_suf']}  keep {r['keep_acc']:.3f} remove {r['remove_acc']:.3f}  modes {r['modes']} "
             f"frac_near {r['frac_near']:.2f} R2_h {r['holdout_r2'] if r['holdout_r2'] is None else round(r['holdout_r2'], 3)}")
 
+def _check_flags(args, rules: dict) -> None:
+    """A ValueError naming the flag for each out-of-range number: `rules` maps a flag to (test, what it expects). 0 is a value
+    like any other (an error where it is invalid), never "the default"."""
+    for flag, (ok, expected) in rules.items():
+        v = getattr(args, flag[2:].replace("-", "_"))
+        for x in v if isinstance(v, list) else [v]:
+            if x is not None and not ok(x): raise ValueError(f"{flag}: expected {expected}, got {x}")
+
+_at_least = lambda m: (lambda x: x >= m, f"an integer >= {m}")
+_rate = (lambda x: math.isfinite(x) and x >= 0, "a finite number >= 0")
+_positive = (lambda x: math.isfinite(x) and x > 0, "a finite number > 0")
+_batch = (lambda x: x >= 0, "0 (full batch) or a positive integer")
+
 def _cli_grok(args) -> int:
+    _check_flags(args, {"--p": _at_least(3), "--epochs": _at_least(1), "--seeds": _at_least(0), "--weight-decay": _rate,
+                        "--branch-at": _at_least(0), "--branch-weight-decay": _rate, "--lr": _positive, "--batch-size": _batch,
+                        "--layers": _at_least(1), "--every": _at_least(1), "--save-epochs": _at_least(0), "--threads": _at_least(1)})
     out = Path(args.out)
-    torch.set_num_threads(max(1, args.threads))
+    torch.set_num_threads(args.threads)
     import matplotlib; matplotlib.use("Agg")
     if args.plot_only:
-        res = json.loads((out / "grok.json").read_text())
+        if not (out / "grok.json").is_file(): raise ValueError(f"--out: no grok.json in {out} to plot (run without --plot-only first)")
+        try: res = json.loads((out / "grok.json").read_text())
+        except ValueError as e: raise ValueError(f"--out: {out / 'grok.json'} is not readable JSON ({e})") from None
     else:
         state = Path(args.state) if args.state else Path("runs") / f"{out.name}_state.pt"
         state.parent.mkdir(parents=True, exist_ok=True)
@@ -558,12 +622,16 @@ def _cli_grok(args) -> int:
     last = max(r["epoch"] for r in res["checkpoints"])
     for r in res["checkpoints"]:
         if r["epoch"] in (res["grok_epoch"], last): print(_summary_line(r))
-    print(f"grok epoch {res['grok_epoch']}; wrote {out / 'grok.json'} and {out / 'grok.png'}")
+    print(f"grok epoch {res['grok_epoch']}; " + (f"redrew {out / 'grok.png'}" if args.plot_only else f"wrote {out / 'grok.json'} and {out / 'grok.png'}"))
     return 0
 
 def _cli_grok_law(args) -> int:
+    _check_flags(args, {"--weight-decays": _rate, "--ps": _at_least(3), "--seeds": _at_least(0), "--base-p": _at_least(3),
+                        "--base-weight-decay": _rate, "--lr": _positive, "--batch-size": _batch, "--layers": _at_least(1),
+                        "--d-model": (lambda x: x >= 4 and x % 4 == 0, "a positive multiple of 4 (4 heads)"),
+                        "--max-epochs": _at_least(1), "--stop-after": _at_least(0), "--threads": _at_least(1)})
     out = Path(args.out)
-    torch.set_num_threads(max(1, args.threads))
+    torch.set_num_threads(args.threads)
     import matplotlib; matplotlib.use("Agg")
     model = dict(n_layers=args.layers, d_model=args.d_model, n_heads=4, d_mlp=4 * args.d_model)
     law = grok_law(args.weight_decays, args.ps, args.seeds, args.base_p, args.base_weight_decay, out=out,

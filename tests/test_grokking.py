@@ -6,7 +6,8 @@ import torch
 
 from factornb.grokking import (modular_addition_data, grok_config, GrokTrainer, core_dimensions, class_means, fit_shift_operator,
                                rotational_modes, checkpoint_epochs, grok_epoch, grok_run, fit_power_law, fit_redundancy_law,
-                               redundancy_law, grok_time, register_cli, core_layer, last_position_states)
+                               redundancy_law, grok_time, register_cli, core_layer, last_position_states, GrokTimes, grok_law,
+                               load_weights)
 from factornb.ace import readout_rank_scan, rank_scan, core_basis, activity_matrix, relevance_matrix
 from factornb.models import Transformer
 
@@ -63,7 +64,7 @@ def test_readout_rank_scan_bad_input():
 # --- data ----------------------------------------------------------------------------------------------
 def test_data_is_every_pair_once_with_correct_labels():
     d = modular_addition_data(53)
-    assert len(d.x_train) == 1404 and len(d.x_test) == 1405            # spec §5.1
+    assert len(d.x_train) == 1404 and len(d.x_test) == 1405            # the authors' split: RandomState(42), half of the 2809 pairs
     x = torch.cat([d.x_train, d.x_test]); y = torch.cat([d.y_train, d.y_test])
     assert len({tuple(r) for r in x.tolist()}) == 53 * 53
     assert torch.equal(y, (x[:, 0] + x[:, 1]) % 53)
@@ -108,7 +109,7 @@ def test_planted_clock_has_its_frequencies_on_the_circle(p, freqs):
     np.testing.assert_allclose(np.abs(op.eigenvalues), 1, atol=1e-8)
     m = rotational_modes(op.eigenvalues, p)
     assert m["bins"] == sorted(freqs) and m["frac_near"] == 1.0 and op.r2 == pytest.approx(1.0, abs=1e-10)
-    # held-out block: the spec centres on the fitted edges' mean, which is off the circle's centre by O(m/p), so R^2_h < 1
+    # held-out block: the authors' code centres on the fitted edges' mean, which is off the circle's centre by O(m/p), so R^2_h < 1
     held = fit_shift_operator(reps, holdout=4)
     assert held.holdout_r2 > 0.95 and rotational_modes(held.eigenvalues, p)["bins"] == sorted(freqs)
 
@@ -129,7 +130,7 @@ def test_rotational_modes_fold_and_threshold():
 # --- bookkeeping ---------------------------------------------------------------------------------------
 def test_checkpoint_cadence_and_grok_epoch():
     c = checkpoint_epochs(20_000)
-    assert len(c) == 57 and c[:3] == [0, 100, 200] and c[20] == 2000 and c[21] == 2500 and c[-1] == 20_000   # spec §9
+    assert len(c) == 57 and c[:3] == [0, 100, 200] and c[20] == 2000 and c[21] == 2500 and c[-1] == 20_000   # the authors' cadence: every 100 to 2000, then every 500
     recs = [{"epoch": e, "test_acc": a} for e, a in [(0, .1), (0, .2), (100, .995), (100, .98), (200, .99), (200, 1.0)]]
     assert grok_epoch(recs) == 200
 
@@ -149,7 +150,7 @@ def test_resume_is_bit_exact(tmp_path):
     b = grok_run(epochs=6, branch_at=2, state=tmp_path / "b.pt", **kw)
     key = lambda r: (r["epoch"], r["seed"], r["test_acc"], r["train_acc"], r["r_nec"])
     assert [key(r) for r in a["checkpoints"]] == [key(r) for r in b["checkpoints"]]
-    sa, sb = torch.load(tmp_path / "a.pt", weights_only=False), torch.load(tmp_path / "b.pt", weights_only=False)
+    sa, sb = torch.load(tmp_path / "a.pt", weights_only=True), torch.load(tmp_path / "b.pt", weights_only=True)
     for m1, m2 in zip(sa["main"]["models"], sb["main"]["models"]):
         assert all(torch.equal(m1[k], m2[k]) for k in m1)
 
@@ -162,9 +163,98 @@ def test_seed_is_independent_of_its_neighbours():
     assert all(torch.equal(a.models[0].state_dict()[k], b.models[1].state_dict()[k]) for k in a.models[0].state_dict())
 
 
-def test_grok_time_bookkeeping():
-    r = grok_time(p=7, weight_decay=1.0, seed=0, max_epochs=5, model_kwargs=dict(n_layers=1, d_model=16, n_heads=4, d_mlp=32))
-    assert r["steps"] == 5 and (r["delay"] is None or r["delay"] == r["tau_grok"] - r["tau_mem"] > 0)
+# --- tau detection on scripted accuracies ----------------------------------------------------------------
+def _scripted(train, test):
+    "A GrokTimes fed step by step from two accuracy lists; also records which accuracies it asked for."
+    asked = []; t = GrokTimes()
+    for i, (a, b) in enumerate(zip(train, test), 1):
+        t.update(lambda a=a, i=i: asked.append(("train", i)) or a, lambda b=b, i=i: asked.append(("test", i)) or b)
+    return t, asked
+
+
+def test_grok_times_exact_on_a_scripted_run():
+    t, asked = _scripted([0.1, 0.5, 0.98, 0.99, 1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.1, 0.4, 0.8, 0.989, 0.99, 1.0])
+    assert (t.tau_mem, t.tau_grok, t.delay, t.steps) == (4, 7, 3, 8)       # >= 0.99 counts, 0.989 does not
+    # train accuracy is evaluated until memorised, test accuracy until grokked, nothing after
+    assert [i for k, i in asked if k == "train"] == [1, 2, 3, 4] and [i for k, i in asked if k == "test"] == [1, 2, 3, 4, 5, 6, 7]
+
+
+@pytest.mark.parametrize("train,test,expected", [
+    ([0.5, 1.0, 1.0, 1.0], [0.0, 0.1, 0.2, 0.3], (2, None, None)),          # memorises, never groks
+    ([0.5, 0.6, 0.7, 0.8], [0.0, 0.1, 0.2, 0.3], (None, None, None)),       # never memorises
+    ([0.5, 1.0, 1.0, 1.0], [0.0, 1.0, 1.0, 1.0], (2, 2, None)),             # both at the same step: no delay
+    ([0.5, 0.6, 0.7, 1.0], [0.0, 1.0, 1.0, 1.0], (None, 2, None)),          # generalises first: memorising is then never measured
+    ([1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.995], (1, 4, 3)),              # memorised at the first step
+])
+def test_grok_times_edge_cases(train, test, expected):
+    t, _ = _scripted(train, test)
+    assert (t.tau_mem, t.tau_grok, t.delay) == expected and t.steps == 4
+
+
+def test_grok_time_reads_accuracy_after_every_step(monkeypatch):
+    # grok_time end to end, with `accuracy` scripted: the k-th train (test) evaluation returns train[k] (test[k]); step k of
+    # the run is the k-th evaluation of each set while that set is still evaluated. p = 7: 24 training pairs, batch 8 ->
+    # 3 optimiser steps per epoch
+    import factornb.grokking as g
+    train = [0.2, 0.5, 0.9, 0.995, 1.0]; test = [0.0] * 9 + [0.99, 0.3]
+    n = {"train": 0, "test": 0}
+    def fake(model, x, y, batch_size=4096):
+        k = "train" if len(x) == 24 else "test"; n[k] += 1
+        seq = train if k == "train" else test
+        return seq[min(n[k], len(seq)) - 1]
+    monkeypatch.setattr(g, "accuracy", fake)
+    r = g.grok_time(p=7, seed=0, batch_size=8, max_epochs=50, stop_after=2, model_kwargs=dict(n_layers=1, d_model=16, n_heads=4, d_mlp=32))
+    assert (r["tau_mem"], r["tau_grok"], r["delay"]) == (4, 10, 6)
+    # grokked in step 10 = the first step of the 4th pass (epoch 3); stops 2 epochs later, after pass 6 = 18 steps
+    assert r["steps"] == 18 and n == {"train": 4, "test": 11}                 # 10 while not grokked, then the final accuracy only
+    never = g.grok_time(p=7, seed=0, batch_size=8, max_epochs=3, model_kwargs=dict(n_layers=1, d_model=16, n_heads=4, d_mlp=32))
+    assert (never["tau_grok"], never["delay"], never["steps"]) == (None, None, 9)
+
+
+def test_grok_time_bad_input():
+    with pytest.raises(ValueError, match="stop_after"): grok_time(p=7, stop_after=-1)
+    with pytest.raises(ValueError, match="max_epochs"): grok_time(p=7, max_epochs=0)
+    with pytest.raises(ValueError, match="threshold"): grok_time(p=7, threshold=0)
+
+
+# --- one checkpoint format, atomic writes ---------------------------------------------------------------
+def test_grok_run_weights_are_project_checkpoints(tmp_path):
+    from factornb.train import read_checkpoint, load_checkpoint
+    kw = dict(p=7, seeds=[0, 1], every=2, batch_size=16, model_kwargs=dict(d_model=16, d_mlp=32))
+    res = grok_run(epochs=4, branch_at=2, out=tmp_path / "o", state=tmp_path / "s.pt", save_seed=1, save_epochs=[2], **kw)
+    assert sorted(f.name for f in (tmp_path / "o").iterdir()) == ["grok.json", "seed1_branch_end.pt", "seed1_epoch2.pt", "seed1_main_end.pt"]
+    for tag, v in res["weights"].items():
+        ck = read_checkpoint(tmp_path / "o" / v["file"], "transformer")
+        assert ck["step"] == v["epoch"] and ck["state_dict"]["embed.W_E"].dtype == torch.float16 and ck["model_config"]["seed"] == 1
+        assert isinstance(load_weights(tmp_path / "o" / v["file"]), Transformer)
+    assert res["weights"]["epoch2"]["epoch"] == 2 and res["weights"]["main_end"]["epoch"] == 4
+    # the resume state is a plain dict: torch.load(weights_only=True) reads it
+    st = torch.load(tmp_path / "s.pt", weights_only=True)
+    assert st["main"]["passes"] == 5 and st["branch"]["passes"] == 5 and not list(tmp_path.glob("*.tmp"))
+    with pytest.raises(ValueError, match="path: .* is not a factornb checkpoint"):
+        torch.save({"config": {}, "state_dict": {}}, tmp_path / "old.pt"); load_weights(tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="save_epochs"): grok_run(epochs=4, branch_at=None, save_epochs=[3], **kw)
+    with pytest.raises(ValueError, match="save_seed"): grok_run(epochs=4, branch_at=None, save_seed=5, **kw)
+
+
+def test_bad_state_file_is_a_value_error(tmp_path):
+    kw = dict(p=7, seeds=[0], epochs=2, every=2, branch_at=None, batch_size=16, model_kwargs=dict(d_model=16, d_mlp=32))
+    (tmp_path / "s.pt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match="state: .* is not a readable grok-run state"): grok_run(state=tmp_path / "s.pt", **kw)
+    torch.save({"main": None}, tmp_path / "t.pt")
+    with pytest.raises(ValueError, match="state: .* is not a grok-run state"): grok_run(state=tmp_path / "t.pt", **kw)
+
+
+def test_grok_law_resumes_only_its_own_settings(tmp_path):
+    kw = dict(weight_decays=[1.0], ps=[7], seeds=[0], base_p=7, out=tmp_path, batch_size=None,
+              model_kwargs=dict(n_layers=1, d_model=16, n_heads=4, d_mlp=32), max_epochs=3, stop_after=0)
+    a = grok_law(**kw)
+    assert json.loads((tmp_path / "law.json").read_text())["runs"] == a["runs"] and not list(tmp_path.glob("*.tmp"))
+    b = grok_law(**kw)                                            # resumed: nothing left to run, the same rows
+    assert b["runs"] == a["runs"]
+    with pytest.raises(ValueError, match="out: .* other run settings"): grok_law(**{**kw, "max_epochs": 4})
+    (tmp_path / "law.json").write_text('{"runs": [')
+    with pytest.raises(ValueError, match="out: .* not a readable law.json"): grok_law(**kw)
 
 
 # --- CLI -----------------------------------------------------------------------------------------------
@@ -179,3 +269,36 @@ def test_cli_grok_writes_json_and_png(tmp_path):
                               "frac_near", "holdout_r2"} <= set(res["checkpoints"][0])
     assert [r["epoch"] for r in res["branch"]["checkpoints"]] == [4] and (out / "grok.png").stat().st_size > 0
     with pytest.raises(SystemExit): ap.parse_args(["grok", "--epochs", "many"])
+
+
+# --- CLI bad input: one line on stderr, exit 2, naming the flag ------------------------------------------
+@pytest.mark.parametrize("argv,flag", [
+    (["grok", "--plot-only", "--out", "{tmp}/missing"], "--out"),
+    (["grok", "--every", "0"], "--every"), (["grok", "--every", "-5"], "--every"),
+    (["grok", "--epochs", "0"], "--epochs"), (["grok", "--p", "2"], "--p"), (["grok", "--seeds", "0", "-1"], "--seeds"),
+    (["grok", "--weight-decay", "-1"], "--weight-decay"), (["grok", "--branch-weight-decay", "nan"], "--branch-weight-decay"),
+    (["grok", "--branch-at", "-100"], "--branch-at"), (["grok", "--lr", "0"], "--lr"), (["grok", "--batch-size", "-3"], "--batch-size"),
+    (["grok", "--layers", "0"], "--layers"), (["grok", "--save-epochs", "-100"], "--save-epochs"), (["grok", "--threads", "0"], "--threads"),
+    (["grok-law", "--weight-decays", "1", "-0.5"], "--weight-decays"), (["grok-law", "--ps", "31", "2"], "--ps"),
+    (["grok-law", "--base-p", "1"], "--base-p"), (["grok-law", "--lr", "0"], "--lr"), (["grok-law", "--d-model", "30"], "--d-model"),
+    (["grok-law", "--d-model", "0"], "--d-model"), (["grok-law", "--max-epochs", "0"], "--max-epochs"),
+    (["grok-law", "--stop-after", "-1"], "--stop-after"), (["grok-law", "--threads", "0"], "--threads"),
+    (["grok-law", "--batch-size", "-1"], "--batch-size"), (["grok-law", "--layers", "0"], "--layers"),
+])
+def test_cli_bad_input_exits_2_naming_the_flag(argv, flag, tmp_path, capsys):
+    from factornb.cli import main
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    if "--out" not in argv: argv += ["--out", str(tmp_path / "o")]
+    assert main(["cores", *argv, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"factornb cores: error: {flag}: "), err
+    assert not (tmp_path / "o").exists()                                     # rejected before anything was written
+
+
+def test_cli_grok_plot_only_redraws(tmp_path, capsys):
+    from factornb.cli import main
+    args = ["cores", "grok", "--out", str(tmp_path / "g"), "--state", str(tmp_path / "s.pt"), "--p", "7", "--epochs", "2", "--every", "2",
+            "--seeds", "0", "--batch-size", "0", "--quiet"]
+    assert main(args) == 0
+    (tmp_path / "g" / "grok.png").unlink()
+    assert main(args + ["--plot-only"]) == 0 and (tmp_path / "g" / "grok.png").stat().st_size > 0
