@@ -52,68 +52,6 @@ class GHMM:
 
     def __repr__(self): return f"{'HMM' if self.is_hmm else 'GHMM'}(vocab_size={self.vocab_size}, num_states={self.num_states})"
 
-# %% ../nbs/00_ghmm.ipynb #4521679f
-def _check_int(value, name: str, minimum: int = 0) -> int:
-    "`value` as an `int`: a `TypeError` naming `name` unless it is an int (not a bool), a `ValueError` if below `minimum`."
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
-    if value < minimum: raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
-    return int(value)
-
-def _as_float_array(value, name: str, ndim: int | None = None) -> np.ndarray:
-    "`value` (array-like or torch tensor) as a finite float64 array with `ndim` dimensions, or an error naming `name`."
-    if hasattr(value, "detach"): value = value.detach().cpu().double().numpy()   # a torch tensor (torch is not imported here)
-    try: arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as e: raise TypeError(f"{name}: expected an array of real numbers ({e})") from None
-    if ndim is not None and arr.ndim != ndim: raise ValueError(f"{name}: expected a {ndim}-d array, got shape {arr.shape}")
-    if not np.isfinite(arr).all(): raise ValueError(f"{name}: contains NaN or infinite entries")
-    return arr
-
-def _as_matrix(value, name: str, *, flatten: bool = False) -> np.ndarray:
-    """`value` as a finite float64 (N, D) array with N, D >= 1 (torch tensors accepted), or an error naming `name`.
-    With `flatten`, an array (..., D) of 2 or more dimensions is first reshaped to (N, D) (e.g. activations (batch, position, D))."""
-    arr = _as_float_array(value, name)
-    if flatten and arr.ndim >= 2: arr = arr.reshape(-1, arr.shape[-1]) if arr.size else arr.reshape(0, arr.shape[-1])
-    if arr.ndim != 2:
-        expected = "shape (..., D) with at least 2 dimensions" if flatten else "a 2-d array (rows, columns)"
-        raise ValueError(f"{name}: expected {expected}, got shape {arr.shape}")
-    if arr.shape[0] < 1 or arr.shape[1] < 1: raise ValueError(f"{name}: expected at least one row and one column, got shape {arr.shape}")
-    return arr
-
-# %% ../nbs/00_ghmm.ipynb #0e5ffdaa
-def _check_matrices(transition_matrices) -> np.ndarray:
-    "The stack as a read-only float64 (V, S, S) array whose net matrix has spectral radius 1, or a `ValueError`."
-    T = _as_float_array(transition_matrices, "transition_matrices", ndim=3)
-    if T.shape[0] < 1 or T.shape[1] < 1 or T.shape[1] != T.shape[2]:
-        raise ValueError(f"transition_matrices: expected shape (vocab_size, num_states, num_states), got {T.shape}")
-    radius = np.abs(np.linalg.eigvals(T.sum(0))).max()
-    if abs(radius - 1) > 1e-8:
-        raise ValueError(f"transition_matrices: the net matrix sum_x T[x] must have spectral radius 1, got {radius:.10g}")
-    if isinstance(transition_matrices, np.ndarray) and np.shares_memory(T, transition_matrices): T = T.copy()
-    T.setflags(write=False)
-    return T
-GHMM._check_matrices = staticmethod(_check_matrices)
-
-def _normalize_state(self: GHMM, state, name: str) -> np.ndarray:
-    "`state` (S,) divided by `state @ w`, or a `ValueError` naming `name`."
-    eta = _as_float_array(state, name, ndim=1)
-    if eta.shape != (self.num_states,): raise ValueError(f"{name}: expected shape ({self.num_states},), got {eta.shape}")
-    if self.is_hmm and (eta < 0).any(): raise ValueError(f"{name}: an HMM state must be non-negative")
-    norm = eta @ self.normalizing_eigenvector
-    if abs(norm) < 1e-12: raise ValueError(f"{name}: has zero overlap with the normalizing eigenvector (eta @ w = 0)")
-    return eta / norm
-GHMM._normalize_state = _normalize_state
-
-def _check_reachable_probabilities(self: GHMM, depth: int):
-    "Raise unless every belief reachable in `depth` steps gives non-negative next-token probabilities."
-    for d, (beliefs, _) in enumerate(self._msp_levels(depth + 1, max_beliefs=100_000, stop_at_limit=True)):
-        raw = beliefs @ self._emission.T
-        if (raw < -1e-9).any():
-            k, x = np.argwhere(raw < -1e-9)[0]
-            raise ValueError(f"transition_matrices: not a valid process: token {x} has probability {raw[k, x]:.3g} "
-                             f"< 0 at a belief reachable in {d} steps")
-GHMM._check_reachable_probabilities = _check_reachable_probabilities
-
 # %% ../nbs/00_ghmm.ipynb #c9d403bd
 def _next_token_probs(self: GHMM, eta) -> np.ndarray:
     "P(next token | eta) for beliefs `eta` of shape (..., S): an array (..., V) summing to 1 along the last axis."
@@ -216,6 +154,70 @@ def _msp_levels(self: GHMM, depth: int, decimals: int = 10, max_beliefs: int = 5
         beliefs = merged / np.bincount(inverse, minlength=len(keys))[:, None]   # average of the merged copies
         probs = np.bincount(inverse, weights=child_probs, minlength=len(keys))
 GHMM._msp_levels = _msp_levels
+
+# %% ../nbs/00_ghmm.ipynb #4521679f
+# argument checks shared by the whole package (explained, and tested, in "Implementation" at the end)
+def _check_int(value, name: str, minimum: int = 0) -> int:
+    "`value` as an `int`: a `TypeError` naming `name` unless it is an int (not a bool), a `ValueError` if below `minimum`."
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
+    if value < minimum: raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return int(value)
+
+def _as_float_array(value, name: str, ndim: int | None = None) -> np.ndarray:
+    "`value` (array-like or torch tensor) as a finite float64 array with `ndim` dimensions, or an error naming `name`."
+    if hasattr(value, "detach"): value = value.detach().cpu().double().numpy()   # a torch tensor (torch is not imported here)
+    try: arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as e: raise TypeError(f"{name}: expected an array of real numbers ({e})") from None
+    if ndim is not None and arr.ndim != ndim: raise ValueError(f"{name}: expected a {ndim}-d array, got shape {arr.shape}")
+    if not np.isfinite(arr).all(): raise ValueError(f"{name}: contains NaN or infinite entries")
+    return arr
+
+def _as_matrix(value, name: str, *, flatten: bool = False) -> np.ndarray:
+    """`value` as a finite float64 (N, D) array with N, D >= 1 (torch tensors accepted), or an error naming `name`.
+    With `flatten`, an array (..., D) of 2 or more dimensions is first reshaped to (N, D) (e.g. activations (batch, position, D))."""
+    arr = _as_float_array(value, name)
+    if flatten and arr.ndim >= 2: arr = arr.reshape(-1, arr.shape[-1]) if arr.size else arr.reshape(0, arr.shape[-1])
+    if arr.ndim != 2:
+        expected = "shape (..., D) with at least 2 dimensions" if flatten else "a 2-d array (rows, columns)"
+        raise ValueError(f"{name}: expected {expected}, got shape {arr.shape}")
+    if arr.shape[0] < 1 or arr.shape[1] < 1: raise ValueError(f"{name}: expected at least one row and one column, got shape {arr.shape}")
+    return arr
+
+# %% ../nbs/00_ghmm.ipynb #0e5ffdaa
+# the constructor's checks (explained, and tested, in "Implementation" at the end)
+def _check_matrices(transition_matrices) -> np.ndarray:
+    "The stack as a read-only float64 (V, S, S) array whose net matrix has spectral radius 1, or a `ValueError`."
+    T = _as_float_array(transition_matrices, "transition_matrices", ndim=3)
+    if T.shape[0] < 1 or T.shape[1] < 1 or T.shape[1] != T.shape[2]:
+        raise ValueError(f"transition_matrices: expected shape (vocab_size, num_states, num_states), got {T.shape}")
+    radius = np.abs(np.linalg.eigvals(T.sum(0))).max()
+    if abs(radius - 1) > 1e-8:
+        raise ValueError(f"transition_matrices: the net matrix sum_x T[x] must have spectral radius 1, got {radius:.10g}")
+    if isinstance(transition_matrices, np.ndarray) and np.shares_memory(T, transition_matrices): T = T.copy()
+    T.setflags(write=False)
+    return T
+GHMM._check_matrices = staticmethod(_check_matrices)
+
+def _normalize_state(self: GHMM, state, name: str) -> np.ndarray:
+    "`state` (S,) divided by `state @ w`, or a `ValueError` naming `name`."
+    eta = _as_float_array(state, name, ndim=1)
+    if eta.shape != (self.num_states,): raise ValueError(f"{name}: expected shape ({self.num_states},), got {eta.shape}")
+    if self.is_hmm and (eta < 0).any(): raise ValueError(f"{name}: an HMM state must be non-negative")
+    norm = eta @ self.normalizing_eigenvector
+    if abs(norm) < 1e-12: raise ValueError(f"{name}: has zero overlap with the normalizing eigenvector (eta @ w = 0)")
+    return eta / norm
+GHMM._normalize_state = _normalize_state
+
+def _check_reachable_probabilities(self: GHMM, depth: int):
+    "Raise unless every belief reachable in `depth` steps gives non-negative next-token probabilities."
+    for d, (beliefs, _) in enumerate(self._msp_levels(depth + 1, max_beliefs=100_000, stop_at_limit=True)):
+        raw = beliefs @ self._emission.T
+        if (raw < -1e-9).any():
+            k, x = np.argwhere(raw < -1e-9)[0]
+            raise ValueError(f"transition_matrices: not a valid process: token {x} has probability {raw[k, x]:.3g} "
+                             f"< 0 at a belief reachable in {d} steps")
+GHMM._check_reachable_probabilities = _check_reachable_probabilities
 
 # %% ../nbs/00_ghmm.ipynb #52a07d90
 def mess3(x: float = 0.15, a: float = 0.6) -> GHMM:
