@@ -272,7 +272,7 @@ def markov_dataset(transition_matrix, n_sequences: int = 3000, length: int = 32,
 
 def train_markov_transformer(inputs: torch.Tensor, targets: torch.Tensor, seed: int = 0, epochs: int = 40, batch_size: int = 64,
                              lr: float = 1e-4, weight_decay: float = 0.0, config=None, progress: bool = False) -> nn.Module:
-    "Train the spec's one-layer Markov transformer for `epochs` passes over fixed data; returns it in eval mode."
+    "Train the paper's one-layer Markov transformer for `epochs` passes over fixed data; returns it in eval mode."
     from factornb.models import Transformer, markov_transformer_config
     if not isinstance(epochs, (int, np.integer)) or epochs < 0: raise ValueError(f"epochs: expected a non-negative integer, got {epochs!r}")
     cfg = config if config is not None else markov_transformer_config(vocab_size=int(targets.max()) + 1, seed=seed)
@@ -356,7 +356,7 @@ def _pair_summary(model_a: nn.Module, model_b: nn.Module, core_a: Core, core_b: 
 def markov_experiment(seeds: Sequence[int] = (0, 100, 200), epochs: int = 40, n_train: int = 3000, n_test: int = 3000,
                       length: int = 32, stay: float = 0.75, energy: float = 0.999, train_seed: int = 0, test_seed: int = 999,
                       progress: bool = False) -> tuple[dict, dict]:
-    "Run the spec's Markov experiment: train one model per seed on the same data, then `markov_analysis` on the test set."
+    "Run the paper's Markov experiment: train one model per seed on the same data, then `markov_analysis` on the test set."
     seeds = [int(s) for s in seeds]
     if len(seeds) < 1 or len(set(seeds)) != len(seeds): raise ValueError(f"seeds: expected distinct integers, got {seeds}")
     P = cyclic_chain(4, stay)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from .ace import activity_matrix, relevance_matrix, core_basis, core_interventions, Core
 from .activations import activations_and_gradients, run_with_hooks, reflect, hook_names
+from .models import jitter_weights
 
 # %% auto #0
 __all__ = ['HEADS', 'ATTRACTORS', 'CONNECTORS', 'FRONT_PADS', 'BACK_PADS', 'RELATIVES', 'STYLES', 'PAST_PREFIX', 'SINGULAR_VERBS',
@@ -71,7 +72,7 @@ def _single_token_pairs(pairs, tokenizer, name):
     return kept
 
 def _template(rng, style: str, head: str, attractor: str, past: bool) -> str:
-    "One prompt of `style` (spec 7.2), ending right before the verb; with `past`, prefixed by 'In the past,'."
+    "One prompt of `style` (the authors' templates), ending right before the verb; with `past`, prefixed by 'In the past,'."
     conn = CONNECTORS[rng.integers(len(CONNECTORS))]
     if style == "base": p = f"The {head} {conn} {attractor}"
     elif style == "front": p = f"{FRONT_PADS[rng.integers(len(FRONT_PADS))]} the {head} {conn} {attractor}"
@@ -92,7 +93,7 @@ class AgreementData:
     heldout: np.ndarray      # indices of the held-out half
 
 def agreement_dataset(n_samples: int = 1200, seed: int = 0, tokenizer=None, past_probability: float = 0.5) -> AgreementData:
-    "The spec's templates: half singular heads with plural attractors, half plural with singular; shuffled and split in halves."
+    "The authors' templates: half singular heads with plural attractors, half plural with singular; shuffled and split in halves."
     if not isinstance(n_samples, (int, np.integer)) or n_samples < 4 or n_samples % 2:
         raise ValueError(f"n_samples: expected an even integer >= 4, got {n_samples!r}")
     heads = _single_token_pairs(HEADS, tokenizer, "head"); attrs = _single_token_pairs(ATTRACTORS, tokenizer, "attractor")
@@ -195,7 +196,7 @@ def train_agreement_lm(corpus: Sequence[str], tokenizer, n_layers: int = 2, d_mo
     cfg = GPT2Config(vocab_size=len(tokenizer), n_positions=max(64, n_ctx), n_embd=d_model, n_layer=n_layers, n_head=n_heads,
                      resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=tokenizer.bos_token_id,
                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    model = GPT2LMHeadModel(cfg)
+    model = jitter_weights(GPT2LMHeadModel(cfg))   # FACTORNB_JITTER (chapter 02a): off by default
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     gen = torch.Generator().manual_seed(seed); losses = []
@@ -226,7 +227,7 @@ def load_causal_lm(name_or_path: str, device: str = "cpu"):
             raise ModelUnavailable(f"model {name!r} is not available offline: no model and tokenizer saved (save_pretrained) in that folder") from None
         raise ModelUnavailable(f"model {name!r} is not available offline: download it once with `huggingface-cli download {name}` "
                                "(or save_pretrained it to a folder and pass that path)") from None
-    return model.to(device).eval(), tok
+    return jitter_weights(model).to(device).eval(), tok   # FACTORNB_JITTER (chapter 02a): off by default
 
 # %% ../nbs/05_agreement.ipynb #dfc17118
 def agreement_margin(logits: torch.Tensor, ids: dict) -> torch.Tensor:
@@ -269,7 +270,7 @@ class LayerStates:
     margins: np.ndarray
 
 def layer_states(model, tokenizer, prompts: Sequence[str], batch_size: int = 200) -> LayerStates:
-    "One forward+backward per batch: every layer's last-token state and d margin / d state (spec 2.3, LLM relevance)."
+    "One forward+backward per batch: every layer's last-token state and d margin / d state (the paper's relevance for language models)."
     ids = copula_ids(tokenizer); L = model.config.n_layer
     names = [layer_hook(model, l) for l in range(L + 1)]
     N = len(prompts) if not isinstance(prompts, str) else 0
@@ -307,7 +308,7 @@ def null_auc_sd(n_positive: int, n_negative: int) -> float:
     return math.sqrt((n_positive + n_negative + 1) / (12 * n_positive * n_negative))
 
 def agreement_core(states: np.ndarray, gradients: np.ndarray) -> Core:
-    "The 1-D ACE core (Cov of the states, Obs = mean g g^T of the margin's gradients); weights from a rank-2 solve (spec 2.5)."
+    "The 1-D ACE core (Cov of the states, Obs = mean g g^T of the margin's gradients); weights from a rank-2 solve (as the authors' code)."
     C = activity_matrix(states); O = relevance_matrix(gradients=gradients)
     Q, w = core_basis(C, O, rank=2)
     return Core(Q[:, :1], w, np.asarray(states, dtype=np.float64).mean(0))
@@ -317,12 +318,12 @@ def spectral_gap(core: Core) -> float:
     return float(core.weights[0] / max(core.weights[1], 1e-300))
 
 def mode_hook(core: Core, mode: str):
-    "A factory positions -> the centred keep/remove/flip intervention of spec 2.6 (about the extraction mean)."
+    "A factory positions -> the centred keep/remove/flip intervention of the authors' code (about the extraction mean)."
     if mode not in ("keep", "remove", "flip"): raise ValueError(f"mode: expected 'keep', 'remove' or 'flip', got {mode!r}")
     return lambda positions: core_interventions(core.basis, core.mean, positions=positions)[mode]
 
 def layer_sweep(model, tokenizer, data: AgreementData, extraction: LayerStates | None = None, batch_size: int = 200) -> tuple[list, dict]:
-    "Base/keep/remove/flip held-out AUC for every stream l = 0..L (l = 0: all base, as in the spec); returns (rows, cores)."
+    "Base/keep/remove/flip held-out AUC for every stream l = 0..L (l = 0: all base, as the authors' script reports it); returns (rows, cores)."
     ex = [data.prompts[i] for i in data.extraction]; ho = [data.prompts[i] for i in data.heldout]; y = data.labels[data.heldout]
     S = extraction if extraction is not None else layer_states(model, tokenizer, ex, batch_size)
     base = roc_auc(intervened_margins(model, tokenizer, ho, 0, None, batch_size), y)
@@ -346,7 +347,7 @@ def core_coordinate(core: Core, states) -> np.ndarray:
     return (np.asarray(states, dtype=np.float64) - core.mean) @ core.basis[:, 0]
 
 def knob_fit(z, margins) -> dict:
-    "Least-squares m = a z + b: slope, intercept, R^2 (spec 7.4 step 4)."
+    "Least-squares m = a z + b: slope, intercept, R^2 (step 4 of the authors' analysis)."
     from scipy.stats import linregress
     z = np.asarray(z, dtype=np.float64); m = np.asarray(margins, dtype=np.float64)
     if z.shape != m.shape or z.ndim != 1 or len(z) < 3: raise ValueError(f"z and margins: expected equal 1-d arrays of >= 3 values, got {z.shape} and {m.shape}")
@@ -365,7 +366,7 @@ def copula_probabilities(model, tokenizer, prompts: Sequence[str], layer: int, h
     return out
 
 def agreement_score(probabilities, plural, eps: float = 1e-12) -> np.ndarray:
-    "log[(P(correct set) + eps) / (max of the 4 copulas + eps)] (spec 7.4 step 5); correct = {is, was} or {are, were}."
+    "log[(P(correct set) + eps) / (max of the 4 copulas + eps)] (the authors' score); correct = {is, was} or {are, were}."
     P = np.asarray(probabilities, dtype=np.float64); y = np.asarray(plural).astype(bool)
     if P.ndim != 2 or P.shape[1] != 4 or len(P) != len(y): raise ValueError(f"probabilities: expected shape (N, 4) matching plural ({len(y)}), got {P.shape}")
     correct = np.where(y, P[:, 2] + P[:, 3], P[:, 0] + P[:, 1])
@@ -398,12 +399,12 @@ def fisher_combined(pvalues: Sequence[float], log10: bool = False) -> float:
 
 # %% ../nbs/05_agreement.ipynb #adf0acf1
 def _lse_margin(logits: torch.Tensor, ids: dict) -> torch.Tensor:
-    "log-sum-exp over {are, were} minus over {is, was} (spec 7.5)."
+    "log-sum-exp over {are, were} minus over {is, was} (the authors' generation flip)."
     return (torch.logsumexp(logits[..., [ids["are"], ids["were"]]], -1) - torch.logsumexp(logits[..., [ids["is"], ids["was"]]], -1))
 
 def flip_step(model, tokens: torch.Tensor, core: Core, layer: int, ids: dict, s0: float = 0.2, eps: float = 1.0,
               max_strength: float = 50.0) -> dict:
-    "One step of spec 7.5 on the last position of `tokens` (1, T): clean margin m0, slope, strength s*, and the steered logits."
+    "One step of the authors' generation flip on the last position of `tokens` (1, T): clean margin m0, slope, strength s*, and the steered logits."
     name, pos = layer_hook(model, layer), [tokens.shape[1] - 1]
     clean = run_with_hooks(model, tokens, {})[0, -1].double()
     m0 = float(_lse_margin(clean, ids))
@@ -419,7 +420,7 @@ def _sample(logits: torch.Tensor, gen: torch.Generator, top_k: int, temperature:
 
 def generate_with_flip(model, tokenizer, prompt: str, core: Core | None, layer: int, max_new_tokens: int = 50, top_k: int = 50,
                        temperature: float = 1.0, seed: int = 0) -> dict:
-    "Sample `max_new_tokens` (no KV cache); with a `core`, each step is made under the strength-s* flip of spec 7.5 (None: clean)."
+    "Sample `max_new_tokens` (no KV cache); with a `core`, each step is made under the strength-s* flip of the authors' code (None: clean)."
     ids = copula_ids(tokenizer); layer_hook(model, layer)
     if not isinstance(prompt, str) or not prompt.strip(): raise ValueError("prompt: expected a non-empty string")
     dev = _device(model); tokens = torch.tensor([tokenizer(prompt)["input_ids"]], device=dev); n0 = tokens.shape[1]
@@ -469,14 +470,14 @@ def generation_flip(model, tokenizer, prompts: Sequence[str], core: Core, layer:
 GENERATION_PROMPTS = ["As a new field of research, artificial intelligence", "We hold these truths to be self-evident:", "Scientific research"]
 
 def generation_prompts(tokenizer) -> list[str]:
-    "The spec's three prompts if the tokenizer knows every word of them, else three prompts from the training corpus."
+    "The authors' three prompts if the tokenizer knows every word of them, else three prompts from the training corpus."
     unk = tokenizer.unk_token_id
     ok = all(unk is None or unk not in tokenizer(p, add_special_tokens=False)["input_ids"] for p in GENERATION_PROMPTS)
     return list(GENERATION_PROMPTS) if ok else list(TOY_GENERATION_PROMPTS)
 
 # %% ../nbs/05_agreement.ipynb #87c6f612
 def core_alignment(z: dict) -> dict:
-    "Pearson and Spearman correlation of the core coordinates of every pair of models on the same prompts, sign aligned (spec 3)."
+    "Pearson and Spearman correlation of the core coordinates of every pair of models on the same prompts, sign aligned (as the authors' `compare_cores.py`)."
     from scipy.stats import pearsonr, spearmanr
     names = list(z); out = {}
     for i in range(len(names)):
@@ -490,7 +491,7 @@ def core_alignment(z: dict) -> dict:
 
 def analyse_model(model, tokenizer, n_samples: int = 1200, seed: int = 0, generation_seeds: Sequence[int] = (0, 1, 2, 3, 4),
                   max_new_tokens: int = 50, batch_size: int = 200) -> tuple[dict, dict]:
-    "Spec 7.2-7.5 on one causal LM: sweep, selected layer, gap, knob, flip demo, Wilcoxon, generation flip; (summary, details)."
+    "The authors' analysis on one causal LM: sweep, selected layer, gap, knob, flip demo, Wilcoxon, generation flip; (summary, details)."
     t0 = time.time()
     model.eval(); copula_ids(tokenizer)
     data = agreement_dataset(n_samples, seed, tokenizer)
@@ -644,8 +645,8 @@ def register_cli(cores_subparsers) -> None:
     p.add_argument("--layers", type=int, nargs="+", default=[2, 4], help="layer counts of the trained LMs (default 2 4)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds of the trained LMs (default 0 1)")
     p.add_argument("--steps", type=int, default=500, help="training steps per LM (default 500)")
-    p.add_argument("--n-samples", type=int, default=1200, help="agreement prompts, half for extraction, half held out (spec: 1200)")
-    p.add_argument("--max-new-tokens", type=int, default=50, help="tokens per generation-flip sample (spec: 50)")
+    p.add_argument("--n-samples", type=int, default=1200, help="agreement prompts, half for extraction, half held out (the authors': 1200)")
+    p.add_argument("--max-new-tokens", type=int, default=50, help="tokens per generation-flip sample (the authors': 50)")
     p.add_argument("--save", nargs="*", default=["L2-seed0"], help="trained LMs to save_pretrained into OUT (default L2-seed0)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--threads", type=int, default=1, help="torch and BLAS threads (default 1)")

@@ -4,7 +4,8 @@
 
 # %% ../nbs/02a_models.ipynb #374d62b0
 from __future__ import annotations
-import dataclasses, math
+import dataclasses, math, os, zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, asdict
 import torch
 import torch.nn as nn
@@ -12,10 +13,10 @@ import torch.nn.functional as F
 from .ghmm import _check_int   # chapter 00's shared validator: TypeError for non-ints, ValueError below `minimum`
 
 # %% auto #0
-__all__ = ['HookPoint', 'TransformerConfig', 'markov_transformer_config', 'LayerNorm', 'Attention', 'MLP', 'TransformerBlock',
-           'Embed', 'PosEmbed', 'Unembed', 'Transformer', 'reference_layer_norm', 'reference_forward',
-           'load_encoder_layer', 'RNNConfig', 'RecurrentLayer', 'RecurrentModel', 'config_from_dict',
-           'model_from_config', 'count_parameters', 'generate']
+__all__ = ['JITTER_ENV', 'JITTER_SCALE', 'HookPoint', 'jitter_seed', 'numeric_jitter', 'jitter_weights', 'TransformerConfig',
+           'markov_transformer_config', 'LayerNorm', 'Attention', 'MLP', 'TransformerBlock', 'Embed', 'PosEmbed',
+           'Unembed', 'Transformer', 'reference_layer_norm', 'reference_forward', 'load_encoder_layer', 'RNNConfig',
+           'RecurrentLayer', 'RecurrentModel', 'config_from_dict', 'model_from_config', 'count_parameters', 'generate']
 
 # %% ../nbs/02a_models.ipynb #2d95fd9d
 class HookPoint(nn.Identity):
@@ -24,10 +25,42 @@ class HookPoint(nn.Identity):
 def _check_choice(value, name: str, choices: tuple) -> None:
     if value not in choices: raise ValueError(f"{name}: expected one of {choices}, got {value!r}")
 
+# %% ../nbs/02a_models.ipynb #1b623aa2
+JITTER_ENV, JITTER_SCALE = "FACTORNB_JITTER", 1e-6
+_UNSET = object()
+_jitter_override = [_UNSET]
+
+def jitter_seed() -> int | None:
+    "The numeric-jitter seed: `numeric_jitter`'s inside one, else FACTORNB_JITTER's (None, i.e. off, when unset or empty)."
+    if _jitter_override[0] is not _UNSET: return _jitter_override[0]
+    raw = os.environ.get(JITTER_ENV, "").strip()
+    if not raw: return None
+    if not raw.isdigit(): raise ValueError(f"{JITTER_ENV}: expected a non-negative integer seed (or unset), got {raw!r}")
+    return int(raw)
+
+@contextmanager
+def numeric_jitter(seed: int | None):
+    "Inside the block, models are jittered with `seed` (None: not at all), whatever FACTORNB_JITTER says."
+    if seed is not None: _check_int(seed, "seed", minimum=0)
+    old, _jitter_override[0] = _jitter_override[0], seed
+    try: yield
+    finally: _jitter_override[0] = old
+
+@torch.no_grad()
+def jitter_weights(model: nn.Module, seed: int | None = None) -> nn.Module:
+    "Multiply each float parameter by 1 + 1e-6 N(0, 1), seeded by (seed, parameter name); seed None: `jitter_seed()` (off: no change)."
+    seed = jitter_seed() if seed is None else _check_int(seed, "seed", minimum=0)
+    if seed is None: return model
+    for name, p in model.named_parameters():
+        if not p.is_floating_point(): continue
+        g = torch.Generator().manual_seed((seed * 1_000_003 + zlib.crc32(name.encode())) % 2 ** 63)
+        p.mul_((1 + JITTER_SCALE * torch.randn(p.shape, generator=g, dtype=torch.float64)).to(p.device, p.dtype))
+    return model
+
 # %% ../nbs/02a_models.ipynb #6ec66445
 @dataclass
 class TransformerConfig:
-    "A GPT-2-style transformer; the defaults are the paper's model (spec §5)."
+    "A GPT-2-style transformer; the defaults are paper 1's model (the authors' code)."
     vocab_size: int = 433   # tokens including BOS
     n_ctx: int = 9          # learned positions
     d_model: int = 120
@@ -59,7 +92,7 @@ class TransformerConfig:
     def initializer_range(self) -> float: return float(self.init_range) if self.init_range is not None else 0.8 / math.sqrt(self.d_model)
 
 def markov_transformer_config(**overrides) -> TransformerConfig:
-    "The chapter-03 Markov-chain model (spec *algorithmic cores* §4.2): 1 post-LN layer, d 64, 4 heads, FFN 256, dropout 0.1, PyTorch's init."
+    "The chapter-03 Markov-chain model (paper 2's code): 1 post-LN layer, d 64, 4 heads, FFN 256, dropout 0.1, PyTorch's init."
     kw = dict(vocab_size=4, n_ctx=64, d_model=64, n_layers=1, n_heads=4, d_head=16, d_mlp=256, act="relu",
               norm="post", dropout=0.1, final_ln=False, init="torch")
     kw.update(overrides)
@@ -165,6 +198,7 @@ class Transformer(nn.Module):
         self.ln_final = LayerNorm(cfg.d_model, cfg.ln_eps) if cfg.final_ln else None
         self.unembed = Unembed(cfg.d_model, cfg.vocab_size)
         self.init_weights()
+        jitter_weights(self)   # nothing unless FACTORNB_JITTER is set (see "Numeric jitter" below)
 
     @torch.no_grad()
     def init_weights(self) -> None:
@@ -259,7 +293,7 @@ def _torch_default_init(model: "Transformer") -> None:
 # %% ../nbs/02a_models.ipynb #9e078fd5
 @dataclass
 class RNNConfig:
-    "A stacked recurrent model (spec §5); `kind` is 'rnn' (tanh), 'lstm' or 'gru'."
+    "A stacked recurrent model (paper 1's code); `kind` is 'rnn' (tanh), 'lstm' or 'gru'."
     kind: str = "rnn"
     vocab_size: int = 432
     d_model: int = 64
@@ -291,10 +325,11 @@ class RecurrentModel(nn.Module):
             self.rnn = nn.ModuleList(RecurrentLayer(cfg.kind, cfg.d_model) for _ in range(cfg.n_layers))
             self.readout = nn.Linear(cfg.d_model, cfg.vocab_size)
         self.init_weights()
+        jitter_weights(self)   # nothing unless FACTORNB_JITTER is set
 
     @torch.no_grad()
     def init_weights(self) -> None:
-        "Spec init from `config.seed`: Xavier in->hidden and readout, orthogonal hidden->hidden, zero biases, LSTM forget bias 1."
+        "The authors' init from `config.seed`: Xavier in->hidden and readout, orthogonal hidden->hidden, zero biases, LSTM forget bias 1."
         g, d = torch.Generator().manual_seed(self.config.seed), self.config.d_model
         nn.init.normal_(self.embed.weight, generator=g)
         for layer in self.rnn:

@@ -152,7 +152,24 @@ def test_cli_on_tiny_random_gpt2(tiny, tmp_path):
     with torch.no_grad():
         m = [agreement_margin(model(input_ids=torch.tensor([tok(data.prompts[i])["input_ids"]])).logits[0, -1], ids).item() for i in data.heldout]
     assert r["layers"][0]["base_auc"] == pytest.approx(roc_auc(m, data.labels[data.heldout]), abs=1e-9)
-    assert r["layers"][r["selected_layer"]]["flip_auc"] == min(row["flip_auc"] for row in r["layers"][1:])
+    # the selected layer obeys the rule, whatever this random model's AUCs: its flip AUC is within one null s.d. of the
+    # smallest, and among the layers that are, its removal AUC is the closest to chance
+    y = data.labels[data.heldout]; tie = null_auc_sd(int(y.sum()), int(len(y) - y.sum()))
+    best = min(row["flip_auc"] for row in r["layers"][1:])
+    tied = [row for row in r["layers"][1:] if row["flip_auc"] <= best + tie]
+    chosen = r["layers"][r["selected_layer"]]
+    assert chosen in tied and abs(chosen["remove_auc"] - 0.5) == min(abs(row["remove_auc"] - 0.5) for row in tied)
+
+
+def test_select_layer_takes_the_lowest_flip_auc_and_breaks_ties_by_removal():
+    rows = [{"layer": 0, "flip_auc": 1.0, "remove_auc": 1.0},
+            {"layer": 1, "flip_auc": 0.00, "remove_auc": 0.95},     # inverts most, but removal barely hurts
+            {"layer": 2, "flip_auc": 0.01, "remove_auc": 0.54},
+            {"layer": 3, "flip_auc": 0.20, "remove_auc": 0.50}]
+    assert select_layer(rows) == 1                 # no tolerance: the argmin of the flip AUC
+    assert select_layer(rows, tie=0.02) == 2       # layers 1 and 2 tie: the removal closest to chance decides
+    assert select_layer(rows, tie=0.25) == 3       # a wider tie lets layer 3 in, whose removal is at chance
+    assert select_layer(rows[:2] + [dict(rows[2], flip_auc=0.05)], tie=0.02) == 1   # outside the tie, a better removal does not count
 
 
 def test_byte_level_bpe_tokenizer_like_gpt2():

@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 from factornb.models import (Transformer, TransformerConfig, RecurrentModel, RNNConfig, markov_transformer_config,
                              model_from_config, config_from_dict, count_parameters, generate,
-                             reference_forward, reference_layer_norm)
+                             reference_forward, reference_layer_norm, jitter_seed, jitter_weights, numeric_jitter)
 
 torch.set_num_threads(1)
 SMALL = dict(vocab_size=11, n_ctx=8, d_model=16, n_layers=2, n_heads=2, d_head=8, d_mlp=32)
@@ -24,7 +24,7 @@ def test_gpt2_init_draws_weights_with_the_documented_std(d_model, init_range):
     r = init_range if init_range is not None else 0.8 / math.sqrt(d_model)
     W = m.blocks[0].mlp.W_in.detach()             # >= 16,384 entries: the sample std is within ~0.6% (1 SE) of r; allow 3%
     assert abs(W.std().item() / r - 1) < 0.03 and abs(W.mean().item()) < 0.03 * r
-    assert m.blocks[0].mlp.b_in.abs().max() == 0 and torch.equal(m.blocks[0].ln1.w.detach(), torch.ones(d_model))
+    assert m.blocks[0].mlp.b_in.abs().max() == 0 and torch.allclose(m.blocks[0].ln1.w.detach(), torch.ones(d_model), rtol=0, atol=1e-5)   # 1: FACTORNB_JITTER moves it ~1e-6
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(act="gelu"), dict(final_ln=False, n_layers=3)])
@@ -83,13 +83,77 @@ def test_causal_and_json_round_trip(cfg):
     with torch.no_grad(): assert torch.equal(clone.eval()(t), y)
     assert type(clone.config) is type(cfg) and clone.config == cfg
 
-def test_checkpoint_weights_only_round_trip():
-    m = Transformer(markov_transformer_config(n_ctx=16)).eval()
-    buf = io.BytesIO(); torch.save({"config": dataclasses.asdict(m.config), "state": m.state_dict()}, buf); buf.seek(0)
-    ck = torch.load(buf, weights_only=True)
-    clone = model_from_config(ck["config"]); clone.load_state_dict(ck["state"])
-    t = torch.randint(0, 4, (2, 16))
-    with torch.no_grad(): assert torch.equal(clone.eval()(t), m(t))
+@pytest.mark.parametrize("cfg", [markov_transformer_config(n_ctx=16), TransformerConfig(**SMALL),
+                                 RNNConfig(kind="lstm", vocab_size=11, d_model=8)])
+def test_checkpoint_round_trip_through_train(tmp_path, cfg):
+    "factornb.train's save_checkpoint -> load_checkpoint (weights_only) rebuilds the model: its config, its weights, its logits."
+    from factornb.train import save_checkpoint, load_checkpoint, read_checkpoint
+    with numeric_jitter(None):                               # exact round trip: no jitter on build or load
+        m = model_from_config(cfg).eval()
+        g = torch.Generator().manual_seed(0)
+        with torch.no_grad():                                # weights no init gives: a loader that re-initialised would fail
+            for p in m.parameters(): p.add_(0.05 * torch.randn(p.shape, generator=g))
+        path = save_checkpoint(tmp_path / "ck" / "model.pt", m, step=17)
+        clone = load_checkpoint(path)
+    assert not (tmp_path / "ck" / "model.pt.tmp").exists() and read_checkpoint(path)["step"] == 17
+    assert type(clone) is type(m) and clone.config == m.config and not clone.training
+    assert all(torch.equal(a, b) for a, b in zip(clone.state_dict().values(), m.state_dict().values()))
+    t = torch.randint(0, min(11, m.config.vocab_size), (2, 8), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad(): assert torch.equal(clone(t), m(t))
+    fresh = model_from_config(cfg)
+    assert not all(torch.equal(a, b) for a, b in zip(clone.state_dict().values(), fresh.state_dict().values()))
+
+
+# --- numeric jitter (FACTORNB_JITTER) ----------------------------------------------------------------------
+@pytest.mark.parametrize("make", [lambda: Transformer(TransformerConfig(**SMALL)), lambda: RecurrentModel(RNNConfig(kind="gru", vocab_size=11, d_model=8)),
+                                  lambda: model_from_config(markov_transformer_config(n_ctx=8))])
+def test_jitter_moves_every_weight_by_about_1e6_of_itself(make, monkeypatch):
+    monkeypatch.delenv("FACTORNB_JITTER", raising=False)
+    plain = make()
+    state = torch.random.get_rng_state()
+    monkeypatch.setenv("FACTORNB_JITTER", "5")
+    a, b = make(), make()
+    monkeypatch.setenv("FACTORNB_JITTER", "6")
+    c = make()
+    assert torch.equal(torch.random.get_rng_state(), state), "jitter must not touch the global RNG"
+    P, A, B, C = (torch.cat([p.detach().ravel() for p in m.parameters()]) for m in (plain, a, b, c))
+    nz = P != 0
+    rel = (A - P)[nz] / P[nz]
+    assert 0.8e-6 < rel.pow(2).mean().sqrt().item() < 1.2e-6 and rel.abs().max().item() < 1e-5   # >= 600 entries of 1e-6 N(0, 1)
+    assert torch.equal(A[~nz], P[~nz])                    # zeros stay zero
+    assert torch.equal(A, B) and not torch.equal(A, C)    # the same seed gives the same weights, another seed others
+
+
+def test_jitter_switch_parsing_and_override(monkeypatch):
+    monkeypatch.setenv("FACTORNB_JITTER", " 0 ")
+    assert jitter_seed() == 0                            # 0 is a seed: on
+    for off in ("", "  "):
+        monkeypatch.setenv("FACTORNB_JITTER", off); assert jitter_seed() is None
+    monkeypatch.delenv("FACTORNB_JITTER"); assert jitter_seed() is None
+    with numeric_jitter(3):
+        assert jitter_seed() == 3
+        with numeric_jitter(None): assert jitter_seed() is None
+        assert jitter_seed() == 3
+    assert jitter_seed() is None
+    for bad in ("-1", "1.5", "on"):
+        monkeypatch.setenv("FACTORNB_JITTER", bad)
+        with pytest.raises(ValueError, match="FACTORNB_JITTER"): Transformer(TransformerConfig(**SMALL))
+    monkeypatch.delenv("FACTORNB_JITTER")
+    with pytest.raises(ValueError, match="seed"): numeric_jitter(-2).__enter__()
+    with pytest.raises(TypeError, match="seed"): jitter_weights(Transformer(TransformerConfig(**SMALL)), seed=1.0)
+
+
+def test_jitter_weights_explicit_seed_matches_the_switch(monkeypatch):
+    "Jittering a loaded (unjittered) copy with seed s gives exactly the model built under FACTORNB_JITTER=s."
+    monkeypatch.delenv("FACTORNB_JITTER", raising=False)
+    plain = Transformer(TransformerConfig(**SMALL))
+    with numeric_jitter(4): built = Transformer(TransformerConfig(**SMALL))
+    loaded = Transformer(TransformerConfig(**SMALL)); loaded.load_state_dict(plain.state_dict())
+    assert jitter_weights(loaded, seed=4) is loaded
+    assert all(torch.equal(x, y) for x, y in zip(loaded.state_dict().values(), built.state_dict().values()))
+    before = {k: v.clone() for k, v in plain.state_dict().items()}
+    jitter_weights(plain)                                 # switch off: no change
+    assert all(torch.equal(before[k], v) for k, v in plain.state_dict().items())
 
 def test_config_from_dict_arch_key_and_errors():
     assert isinstance(config_from_dict({"arch": "transformer", "d_model": 8, "n_heads": 2, "d_head": 4}), TransformerConfig)
