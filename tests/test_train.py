@@ -1,4 +1,4 @@
-"Tests for factornb.train: bad input, checkpoint format and loading, determinism, resume, CLI."
+"Tests for factornb.train, readout and paper1: bad input, checkpoint format and loading, determinism, resume, CLI."
 import argparse, dataclasses, json
 import numpy as np, pytest, torch
 from hypothesis import given, settings, strategies as st
@@ -6,9 +6,12 @@ from factornb.ghmm import mess3
 from factornb.factored import FactoredProcess
 from factornb.models import TransformerConfig, RNNConfig, model_from_config
 from factornb.train import (TrainConfig, train, checkpoint_schedule, load_checkpoint, save_checkpoint, read_checkpoint,
-                            inputs_and_labels, WindowedReduceLROnPlateau, register_cli, architecture_of, optimal_training_loss, analyze_checkpoints,
-                            prefix_data, layer_activations, last_layer, subspace_overlaps, belief_geometry, reproduce_plan, train_settings, train_plan, PAPER_CPU_COMMANDS)
-import factornb.train
+                            inputs_and_labels, WindowedReduceLROnPlateau, architecture_of, optimal_training_loss,
+                            next_token_targets, write_json_atomic)
+from factornb.readout import prefix_data, layer_activations, last_layer, subspace_overlaps, belief_geometry
+from factornb.paper1 import (register_cli, analyze_checkpoints, reproduce_plan, train_settings, train_plan, PAPER_CPU_COMMANDS,
+                             write_results_folder, recorded_process)
+import factornb.paper1
 from factornb.geometry import unique_prefixes
 
 torch.set_num_threads(1)
@@ -169,10 +172,16 @@ def test_cli_reproduce_plan_trains_nothing_and_needs_out_otherwise(tmp_path, cap
     assert "--out" in capsys.readouterr().err
 
 def test_train_settings_flags_override_the_cpu_default():
-    "On a CPU `--scale auto` is PAPER_CPU_RUN; any size flag replaces the default model, the scale's model fills the rest."
+    "On a CPU `--scale auto` is EXACT_CPU_RUN (PAPER_CPU_RUN with --targets sampled); any size flag replaces the default model."
     p = argparse.ArgumentParser(); register_cli(p.add_subparsers(dest="command", required=True))
     _, m, c, _ = train_settings(p.parse_args(["train", "--device", "cpu", "--steps", "7", "--lr", "3e-4", "--out", "x"]))
-    assert (m.config.d_model, m.config.n_layers, c.steps, c.lr, c.batch_size) == (96, 3, 7, 3e-4, 25_000)
+    assert (m.config.d_model, m.config.n_layers, c.steps, c.lr, c.batch_size, c.targets) == (96, 3, 7, 3e-4, 1_000, "exact")
+    _, m, c, _ = train_settings(p.parse_args(["train", "--device", "cpu", "--targets", "sampled", "--out", "x"]))
+    assert (m.config.d_model, c.steps, c.batch_size, c.targets) == (96, 1_800, 25_000, "sampled")
+    _, _, c, _ = train_settings(p.parse_args(["train", "--device", "cpu", "--scale", "paper", "--out", "x"]))
+    assert (c.batch_size, c.targets) == (25_000, "sampled")                                # the paper's own recipe off the CPU default
+    _, _, c, _ = train_settings(p.parse_args(["train", "--device", "cpu", "--experiment", "noise", "--eps", "0.3", "--out", "x"]))
+    assert c.process == dict(experiment="noise", eps=0.3, scale="paper")                   # the checkpoints will record the process
     _, m, _, _ = train_settings(p.parse_args(["train", "--device", "cpu", "--d-model", "64", "--heads", "2", "--out", "x"]))
     assert (m.config.d_model, m.config.n_heads, m.config.n_layers) == (64, 2, 4)          # the paper model's 4 layers
     _, m, _, _ = train_settings(p.parse_args(["train", "--device", "cpu", "--arch", "lstm", "--out", "x"]))
@@ -199,7 +208,7 @@ def test_train_plan_of_a_resumed_run_counts_only_the_steps_left(tmp_path, monkey
     "The plan `factornb train` prints before a resumed run names the checkpoint it resumes from and estimates the steps left."
     p = argparse.ArgumentParser(); register_cli(p.add_subparsers(dest="command", required=True))
     argv = ["train", "--scale", "cpu", "--device", "cpu", "--steps", "12", "--batch-size", "8", "--out", str(tmp_path)]
-    monkeypatch.setattr(factornb.train, "seconds_per_step", lambda *a, **k: 60.0)   # one minute a step: minutes = steps
+    monkeypatch.setattr(factornb.paper1, "seconds_per_step", lambda *a, **k: 60.0)   # one minute a step: minutes = steps
     *_, fresh = train_plan(p.parse_args(argv))
     assert "resumes" not in fresh and "12 steps x batch 8" in fresh and fresh.endswith("-> about 12.0 min")
     process, model, cfg, _ = train_settings(p.parse_args(argv))
@@ -221,6 +230,64 @@ def test_analyze_checkpoints_of_a_noise_run_records_the_pooled_dims(tmp_path):
         x = torch.as_tensor(process.sample(5000, 8, seed=42))                  # the spec's 5000 sequences, key 42
         x = torch.cat([torch.full((5000, 1), process.bos_token), x], 1)
         A = np.asarray(layer_activations(m, x, last_layer(m))[:, 1:], dtype=np.float64).reshape(-1, m.config.d_model)   # BOS dropped, positions pooled
-        s = np.linalg.svd(A - A.mean(0), compute_uv=False) ** 2
-        expected = int(np.argmax(np.round(100 * np.cumsum(s) / s.sum()) >= 95) + 1)   # the author's rounding rule
+        from sklearn.decomposition import PCA                                   # an independent PCA
+        cev = np.cumsum(PCA().fit(A).explained_variance_ratio_)
+        expected = int(np.argmax(np.round(100 * cev) >= 95) + 1)                  # the author's rounding rule
         assert r["pooled_dims95"] == expected, (r["step"], r["pooled_dims95"], expected)
+
+def test_exact_targets_learn_the_law_and_a_run_keeps_its_targets(tmp_path):
+    "targets='exact' trains against P(x_{t+1}|x_1..x_t): the loss nears the optimum; a resumed run must keep its targets."
+    cfg = TrainConfig(steps=150, batch_size=64, lr=3e-3, targets="exact", out_dir=str(tmp_path / "a"))
+    r = train(small_transformer(), PROC, cfg)
+    assert r["train_config"]["targets"] == "exact" and read_checkpoint(tmp_path / "a" / "final.pt")["train_config"]["targets"] == "exact"
+    assert r["final_normalised_loss"] < 0.25 and r["final_loss"] > r["optimal_loss"] - 1e-3   # the law's cross-entropy is >= its entropy
+    with pytest.raises(ValueError, match="differs"):
+        train(small_transformer(), PROC, dataclasses.replace(cfg, steps=200, targets="sampled"))
+    with pytest.raises(ValueError, match="targets"): TrainConfig(targets="soft")
+    with pytest.raises(TypeError, match="next_token_laws"):
+        class NoLaws:
+            sample_torch, optimal_loss, vocab_size, bos_token = PROC.sample_torch, PROC.optimal_loss, PROC.vocab_size, PROC.bos_token
+        train(small_transformer(), NoLaws(), TrainConfig(steps=1, batch_size=2, targets="exact"))
+
+def test_exact_targets_rows_are_the_laws_of_the_next_token():
+    "Row t of the targets is the law of token t+1: it sums to 1 and matches the process's own log-probability of the sequence."
+    x = torch.as_tensor(PROC.sample(50, 6, seed=1))
+    laws = next_token_targets(PROC, x, PROC.bos_token, PROC.vocab_size + 1).double()
+    log_p = torch.log(laws.gather(-1, x[..., None])).squeeze(-1).sum(1).numpy()         # chain rule over the sequence
+    assert np.allclose(log_p, PROC.log_prob(x.numpy()), atol=1e-5)
+    no_bos = next_token_targets(PROC, x, None, PROC.vocab_size)
+    assert torch.equal(no_bos, laws[:, 1:, :PROC.vocab_size].float())                   # recurrent models predict x_2..x_L
+
+def test_analyze_uses_the_process_the_checkpoints_record(tmp_path):
+    "Checkpoints record their process; analyze takes it from them and refuses a mismatch (no silent scoring of the wrong beliefs)."
+    from factornb.train import experiment_process, experiment_model
+    process = experiment_process("noise", 0.2, "cpu")
+    train(experiment_model("gru", process, "cpu"), process, TrainConfig(steps=2, batch_size=8, out_dir=str(tmp_path),
+                                                                       process=dict(experiment="noise", eps=0.2, scale="cpu")))
+    assert recorded_process(tmp_path / "final.pt") == dict(experiment="noise", eps=0.2, scale="cpu")
+    an = analyze_checkpoints(tmp_path, vary_one=False)
+    assert (an["experiment"], an["eps"]) == ("noise", 0.2) and all("pooled_dims95" in r for r in an["checkpoints"])
+    with pytest.raises(ValueError, match="eps"): analyze_checkpoints(tmp_path, eps=0.0, vary_one=False)
+    with pytest.raises(ValueError, match="experiment"): analyze_checkpoints(tmp_path, "independent", vary_one=False)
+
+def test_cli_analyze_results_writes_a_resumable_results_folder(tmp_path):
+    "`factornb analyze RUN --results` writes analysis, final.pt, dip.pt, resume/ and metrics.json; `train` continues from resume/."
+    import shutil
+    p = argparse.ArgumentParser(); register_cli(p.add_subparsers(dest="command", required=True))
+    run, res = tmp_path / "run", tmp_path / "res"
+    train_argv = ["train", "--experiment", "independent", "--arch", "gru", "--scale", "cpu", "--batch-size", "8", "--device", "cpu"]
+    a = p.parse_args(train_argv + ["--steps", "6", "--out", str(run)]); assert a.func(a) == 0
+    a = p.parse_args(["analyze", str(run), "--out", str(res), "--results", "--every", "3", "--no-vary-one"]); assert a.func(a) == 0
+    an = json.loads((res / "analysis.json").read_text())
+    assert [r["step"] for r in an["checkpoints"]] == [0, 1, 2, 3, 4, 5, 6] and an["experiment"] == "independent"
+    assert sorted(q.name for q in (res / "resume").iterdir()) == ["step_00000006.pt"]
+    assert {"final.pt", "dip.pt", "metrics.json", "analysis.png"} <= {q.name for q in res.iterdir()}
+    run2 = tmp_path / "run2"; run2.mkdir(); shutil.copy(res / "resume" / "step_00000006.pt", run2)   # a fresh clone continues the run
+    a = p.parse_args(train_argv + ["--steps", "9", "--out", str(run2)]); assert a.func(a) == 0
+    a = p.parse_args(train_argv + ["--steps", "9", "--out", str(tmp_path / "whole")]); assert a.func(a) == 0
+    assert weights_equal(load_checkpoint(run2 / "final.pt"), load_checkpoint(tmp_path / "whole" / "final.pt"))
+    with pytest.raises(ValueError, match="every"): write_results_folder(run, res, every=0)
+
+def test_write_json_atomic_leaves_no_temporary_and_replaces_whole(tmp_path):
+    write_json_atomic(tmp_path / "a.json", {"x": 1}); write_json_atomic(tmp_path / "a.json", {"x": [2, 3]})
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": [2, 3]} and [q.name for q in tmp_path.iterdir()] == ["a.json"]
