@@ -188,7 +188,7 @@ def geometry_controls(n_mess3: int = 3, n_bloch: int = 2, eps: float = 0.0, chai
 # %% ../nbs/91_explore.ipynb #b4424b1d
 def _overlap_entry(vo: dict, k_max: int = 8) -> dict:
     "Pair overlaps (k, pairs) and per-factor dims@95 of one vary-one measurement."
-    from factornb.train import subspace_overlaps
+    from factornb.readout import subspace_overlaps
     k = min(k_max, min(len(b) for b in vo["bases"]))
     return dict(overlap=subspace_overlaps(vo["bases"], k), dims95=list(vo["dims95"]), width=int(vo["bases"][0].shape[1]))
 
@@ -211,7 +211,7 @@ def training_snapshots(result: dict) -> dict:
 
 def snapshots_from_models(models: dict, process, tokens, vary_one: bool = True, n_frozen: int = 3, n_vary: int = 50) -> dict:
     "Snapshots (as `training_snapshots`) measured on checkpoints `models` {step: model} with `belief_geometry` and `vary_one_subspaces`."
-    from factornb.train import belief_geometry, vary_one_subspaces
+    from factornb.readout import belief_geometry, vary_one_subspaces
     if not isinstance(models, dict) or not models: raise ValueError("models: expected a non-empty dict {step: model}")
     steps = sorted(models)
     geo = {s: belief_geometry(models[s], process, tokens, references=(s == steps[-1])) for s in steps}
@@ -228,7 +228,8 @@ def tiny_training_run(steps: int = 80, seed: int = 0) -> dict:
     import torch
     from factornb.models import TransformerConfig, model_from_config
     from factornb.factored import FactoredProcess
-    from factornb.train import TrainConfig, run_experiment, checkpoint_schedule
+    from factornb.train import TrainConfig, checkpoint_schedule
+    from factornb.readout import run_experiment
     process = FactoredProcess([mess3(0.15, 0.6)] * 2)
     model = model_from_config(TransformerConfig(vocab_size=process.vocab_size + 1, n_ctx=9, d_model=32, n_layers=2, n_heads=2,
                                                 d_head=16, d_mlp=64, seed=seed))
@@ -422,14 +423,10 @@ def results_dir(*parts: str) -> Path:
 
 def _checkpoint_clock(path, data) -> dict:
     """Chapter 04's `analyse_model` of one saved checkpoint (its core dims, accuracies and clocks), re-measured from the weights,
-    with the eigenvalues of its held-out clock (the spectrum the explorer draws)."""
-    from factornb.grokking import load_weights, analyse_model, last_position_states, core_dimensions, clock
-    m = load_weights(path)
-    row = analyse_model(m, data)
-    H = last_position_states(m, data.x_test)       # analyse_model keeps only the clock's numbers: its eigenvalues are recomputed here
-    Q = core_dimensions(H, data.y_test, m.unembed.W_U.detach().double().numpy().T, m.unembed.b_U.detach().double().numpy())["basis"]
-    held = clock(H @ Q[:, :row["r_nec"]], data.y_test, data.p, ridge=1.0, holdout=max(3, round(0.075 * data.p)))
-    return dict(row, eigenvalues=held["operator"].eigenvalues)
+    with the eigenvalues of its held-out clock (the spectrum the explorer draws) as `eigenvalues`."""
+    from factornb.grokking import load_weights, analyse_model
+    row = analyse_model(load_weights(path), data, spectrum=True)
+    row["eigenvalues"] = row.pop("eigenvalues_holdout"); return row
 
 class GrokExplorerData:
     "A committed `factornb cores grok` run: per-checkpoint rows for every seed and arm, and the clock spectra of its saved checkpoints (measured once, here)."

@@ -18,11 +18,12 @@ from .train import save_checkpoint, load_checkpoint, write_json_atomic
 from .ace import activity_matrix, relevance_matrix, core_basis, energy_rank, readout_rank_scan, necessary_rank, sufficient_rank
 
 # %% auto #0
-__all__ = ['LAW_MODEL', 'ModularData', 'modular_addition_data', 'grok_config', 'core_layer', 'accuracy', 'GrokTrainer',
-           'last_position_states', 'core_dimensions', 'class_means', 'ShiftOperator', 'fit_shift_operator',
-           'rotational_modes', 'clock', 'plot_clock', 'embedding_frequency_power', 'key_frequencies', 'analyse_model',
-           'checkpoint_epochs', 'grok_epoch', 'load_weights', 'grok_run', 'plot_grok', 'GrokTimes', 'grok_time',
-           'fit_power_law', 'redundancy_law', 'fit_redundancy_law', 'grok_law', 'law_fits', 'plot_law', 'register_cli']
+__all__ = ['LAW_MODEL', 'ModularData', 'modular_addition_data', 'grok_config', 'core_layer', 'accuracy', 'last_position_logits',
+           'GrokTrainer', 'last_position_states', 'core_dimensions', 'class_means', 'ShiftOperator',
+           'fit_shift_operator', 'rotational_modes', 'clock', 'plot_clock', 'embedding_frequency_power',
+           'key_frequencies', 'analyse_model', 'checkpoint_epochs', 'grok_epoch', 'load_weights', 'grok_run',
+           'plot_grok', 'GrokTimes', 'grok_time', 'fit_power_law', 'redundancy_law', 'fit_redundancy_law', 'grok_law',
+           'law_fits', 'plot_law', 'register_cli']
 
 # %% ../nbs/04_grokking.ipynb #0f077d3e
 from .ghmm import _check_int    # chapter 00's shared validator: TypeError for a non-int, ValueError below the minimum
@@ -80,11 +81,42 @@ def _rng_state(seed: int) -> torch.Tensor:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed); return torch.get_rng_state()
 
+def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    "Inverted dropout, the mask drawn as `rand >= p`: the same Bernoulli(1 - p) law as `F.dropout`, a cheaper draw on a CPU."
+    if not training or p == 0: return x
+    return x * ((torch.rand_like(x) >= p).to(x.dtype) * (1 / (1 - p)))
+
+def last_position_logits(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """The logits at the last position, (B, vocab), of a post-LN chapter-02a `Transformer` without a final LayerNorm, with
+    the last layer computed at that position only (its query, its residual stream, its MLP): nothing reads the last
+    layer's other positions. In eval mode this is `model(tokens)[:, -1]`; in training mode it is the same loss and
+    gradient law, with dropout masks drawn only for what is computed (so the random stream differs from `model`'s)."""
+    cfg = model.config
+    if cfg.norm != "post" or cfg.final_ln: raise ValueError("model: expected a post-LN Transformer without a final LayerNorm (the grokking model)")
+    B, P = tokens.shape; train, p = model.training, cfg.dropout
+    x = model.embed.W_E[tokens] + model.pos_embed.W_pos[:P]
+    causal = torch.ones(P, P, dtype=torch.bool).triu(1)
+    for l, blk in enumerate(model.blocks):
+        a, last = blk.attn, l == len(model.blocks) - 1
+        H, d, dh = a.W_Q.shape
+        W = torch.cat([a.W_Q, a.W_K, a.W_V]).permute(1, 0, 2).reshape(d, 3 * H * dh)
+        q, k, v = (x @ W + torch.cat([a.b_Q, a.b_K, a.b_V]).reshape(-1)).view(B, P, 3, H, dh).permute(2, 0, 3, 1, 4)
+        scores = q[:, :, -1:] @ k.transpose(-1, -2) if last else (q @ k.transpose(-1, -2)).masked_fill(causal, float("-inf"))
+        z = _dropout((scores / math.sqrt(dh)).softmax(-1), p, train) @ v          # the last query sees every key
+        if last: x = x[:, -1:]
+        x = F.layer_norm(x + _dropout(z.transpose(1, 2).reshape(B, -1, H * dh) @ a.W_O.reshape(H * dh, d) + a.b_O, p, train),
+                         (d,), blk.ln1.w, blk.ln1.b, blk.ln1.eps)
+        m = blk.mlp
+        h = _dropout(_dropout(m.act(x @ m.W_in + m.b_in), p, train) @ m.W_out + m.b_out, p, train)
+        x = F.layer_norm(x + h, (d,), blk.ln2.w, blk.ln2.b, blk.ln2.eps)
+    return x[:, -1] @ model.unembed.W_U + model.unembed.b_U
+
 class GrokTrainer:
     """Several seeds of the paper's model trained side by side on one split: each seed has its own initial weights,
-    AdamW, shuffle order and dropout stream, so a seed's run does not depend on which other seeds run beside it."""
+    AdamW, shuffle order and dropout stream, so a seed's run does not depend on which other seeds run beside it.
+    With `fast` (settable between epochs), a step computes the loss with `last_position_logits`."""
     def __init__(self, data: ModularData, seeds: Sequence[int] = (0, 1, 2), weight_decay: float = 1.0, lr: float = 1e-3,
-                 batch_size: int | None = 512, model_kwargs: dict | None = None):
+                 batch_size: int | None = 512, model_kwargs: dict | None = None, fast: bool = False):
         self.seeds = [_check_int(s, "seeds", 0) for s in seeds]
         if not self.seeds or len(set(self.seeds)) != len(self.seeds): raise ValueError(f"seeds: expected distinct non-negative integers, got {list(seeds)}")
         if batch_size is not None: _check_int(batch_size, "batch_size", 1)
@@ -94,7 +126,7 @@ class GrokTrainer:
         self.models = [Transformer(grok_config(data.p, seed=s, **self.model_kwargs)).train() for s in self.seeds]
         self.shuffle = [torch.Generator().manual_seed(s) for s in self.seeds]
         self.dropout_states = [_rng_state(1_000_003 + s) for s in self.seeds]
-        self.passes = 0
+        self.passes, self.fast = 0, bool(fast)
         self.set_weight_decay(weight_decay)
 
     def set_weight_decay(self, weight_decay: float) -> None:
@@ -119,7 +151,8 @@ class GrokTrainer:
                 perm = torch.randperm(len(x), generator=self.shuffle[i])
                 for j in range(0, len(x), B):
                     b = perm[j:j + B]
-                    loss = F.cross_entropy(model(x[b])[:, -1], y[b])
+                    logits = last_position_logits(model, x[b]) if self.fast else model(x[b])[:, -1]
+                    loss = F.cross_entropy(logits, y[b])
                     opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
                     total += loss.item() * len(b)
                     if on_step is not None: on_step(i, model)
@@ -130,7 +163,7 @@ class GrokTrainer:
 
     def state_dict(self, optimizer: bool = True) -> dict:
         "Everything needed to resume bit for bit (weights, optimiser moments, shuffle and dropout RNG states)."
-        return {"seeds": self.seeds, "passes": self.passes, "weight_decay": self.weight_decay, "lr": self.lr,
+        return {"seeds": self.seeds, "passes": self.passes, "fast": self.fast, "weight_decay": self.weight_decay, "lr": self.lr,
                 "batch_size": self.batch_size, "model_kwargs": self.model_kwargs,
                 "models": [{k: v.clone() for k, v in m.state_dict().items()} for m in self.models],
                 "optimizers": [o.state_dict() for o in self.optimizers] if optimizer else None,
@@ -143,7 +176,7 @@ class GrokTrainer:
         for m, sd in zip(t.models, state["models"]): m.load_state_dict(sd)
         for g, s in zip(t.shuffle, state["shuffle"]): g.set_state(s)
         t.dropout_states = [s.clone() for s in state["dropout"]]
-        t.passes = state["passes"]
+        t.passes, t.fast = state["passes"], bool(state.get("fast", False))
         if weight_decay is not None or state["optimizers"] is None: t.set_weight_decay(state["weight_decay"] if weight_decay is None else weight_decay)
         else:
             for o, s in zip(t.optimizers, state["optimizers"]): o.load_state_dict(s)
@@ -259,10 +292,11 @@ def key_frequencies(power, n: int) -> list[int]:
     return sorted((np.argsort(-power[1:], kind="stable")[:n] + 1).tolist())
 
 # %% ../nbs/04_grokking.ipynb #f531aa2b
-def analyse_model(model: nn.Module, data: ModularData, energy: float = 0.99, holdout_ridge: float = 1.0) -> dict:
+def analyse_model(model: nn.Module, data: ModularData, energy: float = 0.99, holdout_ridge: float = 1.0, spectrum: bool = False) -> dict:
     """Core tracking at one checkpoint (as the authors' code tracks it) on the test pairs: accuracies, core dims, and the clocks of the
     r_nec-dim core: `modes`/`frac_near` from the all-edge least-squares fit (Fig. 2 style), `holdout_r2`/`frac_near_holdout`
-    from the ridge fit with a held-out block of max(3, round(0.075 p)) classes (4 at p = 53, as in Fig. 1)."""
+    from the ridge fit with a held-out block of max(3, round(0.075 p)) classes (4 at p = 53, as in Fig. 1). With `spectrum`,
+    also the two clocks' eigenvalues (complex arrays, not JSON): `eigenvalues` (all-edge) and `eigenvalues_holdout`."""
     H = last_position_states(model, data.x_test)
     dims = core_dimensions(H, data.y_test, model.unembed.W_U.detach().double().numpy().T, model.unembed.b_U.detach().double().numpy(), energy)
     Z = H @ dims["basis"][:, :dims["r_nec"]]
@@ -272,7 +306,9 @@ def analyse_model(model: nn.Module, data: ModularData, energy: float = 0.99, hol
     out.update({k: dims[k] for k in ("r_energy", "r_nec", "r_suf", "r_nec_strict", "r_suf_strict", "keep_acc", "remove_acc", "base_acc")})
     out.update({"modes": full["modes"], "frac_near": full["frac_near"], "bins": full["bins"],
                 "holdout_r2": held["operator"].holdout_r2, "frac_near_holdout": held["frac_near"]})
+    if spectrum: out.update(eigenvalues=full["operator"].eigenvalues, eigenvalues_holdout=held["operator"].eigenvalues)
     return out
+
 
 # %% ../nbs/04_grokking.ipynb #9c9d5964
 def checkpoint_epochs(epochs: int, every: int = 100, coarse_after: int = 2000, coarse_every: int = 500) -> list[int]:
@@ -314,26 +350,41 @@ def _read_state(path) -> dict:
 
 
 # %% ../nbs/04_grokking.ipynb #53bd2dc3
+def _prior_run(out: Path | None, settings: dict) -> dict | None:
+    "The grok.json already in `out` if it was made with the same settings (its length and `fast_after` aside), else None."
+    path = None if out is None else out / "grok.json"
+    if path is None or not path.is_file(): return None
+    try: old = json.loads(path.read_text())
+    except ValueError as e: raise ValueError(f"out: {path} is not readable JSON ({e})") from None
+    same = lambda s: {k: v for k, v in s.items() if k not in ("epochs", "fast_after")}
+    return old if same(old.get("settings", {})) == same(json.loads(json.dumps(settings))) else None
+
 def grok_run(p: int = 53, seeds: Sequence[int] = (0, 1, 2), epochs: int = 20_000, weight_decay: float = 1.0,
              branch_at: int | None = 900, branch_weight_decay: float = 0.0, lr: float = 1e-3, batch_size: int | None = 512,
              every: int = 100, coarse_after: int = 2000, coarse_every: int = 500, model_kwargs: dict | None = None,
              train_fraction: float = 0.5, out=None, state=None, save_seed: int | None = None, save_epochs: Sequence[int] = (),
-             progress: bool = False) -> dict:
+             fast_after: int | None = None, state_every: int = 100, progress: bool = False) -> dict:
     """The paper's grokking run: train `seeds` with `weight_decay` to `epochs`, analyse every checkpoint, and, if
     `branch_at` is given, continue from that checkpoint with a fresh AdamW at `branch_weight_decay` (the WD 1 -> 0 arm).
-    With `state` (a file), the full training state is saved at every checkpoint and a rerun resumes from it; with `out`
-    (a folder), grok.json is rewritten at every checkpoint and float16 weights of `save_seed` (default: the first seed)
-    are kept at the grok epoch, at the end of each arm and at the main arm's `save_epochs`."""
+    Once the branch exists the two arms advance together, one checkpoint at a time, so a run stopped at any moment has
+    reached nearly the same epoch in both. Epochs after `fast_after` (None: none) train with `last_position_logits`.
+    With `state` (a file), the whole training state (weights, AdamW moments, RNG states, rows) is written atomically at
+    every checkpoint and every `state_every` epochs, and a rerun resumes from it bit for bit. With `out` (a folder),
+    grok.json is rewritten at every checkpoint, and float16 weights of `save_seed` (default: the first seed) are kept at
+    the grok epoch, at each arm's latest checkpoint (`main_end`, `branch_end`) and at the main arm's `save_epochs`. Rows
+    and weights of a grok.json already in `out` with the same settings are kept where the run has not reached them yet:
+    a state behind its grok.json replays up to it without shrinking it."""
     data = modular_addition_data(p, train_fraction)
-    epochs = _check_int(epochs, "epochs", 1)
+    epochs, state_every = _check_int(epochs, "epochs", 1), _check_int(state_every, "state_every", 1)
     if branch_at is not None:
         branch_at = _check_int(branch_at, "branch_at", 0)
         if branch_at >= epochs: raise ValueError(f"branch_at: the branch epoch {branch_at} must come before the last epoch {epochs}")
+    if fast_after is not None: fast_after = _check_int(fast_after, "fast_after", 0)
     cadence = checkpoint_epochs(epochs, every, coarse_after, coarse_every)
     if branch_at is not None and branch_at not in cadence: raise ValueError(f"branch_at: {branch_at} is not a checkpoint epoch ({cadence[:5]}...)")
     settings = dict(p=p, seeds=list(seeds), epochs=epochs, weight_decay=weight_decay, branch_at=branch_at,
                     branch_weight_decay=branch_weight_decay, lr=lr, batch_size=batch_size, every=every, coarse_after=coarse_after,
-                    coarse_every=coarse_every, model_kwargs=dict(model_kwargs or {}), train_fraction=train_fraction)
+                    coarse_every=coarse_every, model_kwargs=dict(model_kwargs or {}), train_fraction=train_fraction, fast_after=fast_after)
     save_seed = list(seeds)[0] if save_seed is None else save_seed
     if save_seed not in list(seeds): raise ValueError(f"save_seed: {save_seed} is not one of the seeds {list(seeds)}")
     if missing := sorted(set(save_epochs) - set(cadence)): raise ValueError(f"save_epochs: {missing} are not checkpoint epochs ({cadence[:5]}...)")
@@ -348,50 +399,66 @@ def grok_run(p: int = 53, seeds: Sequence[int] = (0, 1, 2), epochs: int = 20_000
         st = {"settings": settings, "records": {"main": [], "branch": []}, "seconds": {"main": 0.0, "branch": 0.0},
               "main": None, "branch_start": None, "branch": None, "saved": {}}
     st["settings"] = settings
-    result = lambda: {"p": p, "grok_epoch": grok_epoch(st["records"]["main"]), "settings": settings, "seconds": st["seconds"],
-                      "checkpoints": st["records"]["main"],
+    prior = _prior_run(out, settings) or {}
+    prior_rows = {"main": prior.get("checkpoints", []), "branch": (prior.get("branch") or {}).get("checkpoints", [])}
+    def rows(arm: str) -> list[dict]:
+        own = st["records"][arm]; top = max((r["epoch"] for r in own), default=-1)
+        return own + [r for r in prior_rows[arm] if r["epoch"] > top]
+    weights = lambda: {**prior.get("weights", {}), **st["saved"]}
+    result = lambda: {"p": p, "grok_epoch": grok_epoch(rows("main")), "settings": settings, "seconds": st["seconds"],
+                      "checkpoints": rows("main"),
                       "branch": None if branch_at is None else {"from_epoch": branch_at, "weight_decay": branch_weight_decay,
-                                                                "checkpoints": st["records"]["branch"]},
-                      "weights": st["saved"]}
-    def checkpoint(arm: str, trainer: GrokTrainer, last: bool) -> None:
+                                                                "checkpoints": rows("branch")},
+                      "weights": weights()}
+    trainers = {}
+    def save_state() -> None:
+        for arm, t in trainers.items(): st[arm] = t.state_dict()
+        if st["branch"] is not None: st["branch_start"] = None                       # the branch keeps its own state from here
+        if state is not None: _save_state(st, state)
+
+    def checkpoint(arm: str, trainer: GrokTrainer) -> None:
         e = trainer.epoch
         for s, m in zip(trainer.seeds, trainer.models):
             st["records"][arm].append({"epoch": e, "seed": s, **analyse_model(m, data)})
         if out is not None:
-            m = trainer.models[trainer.seeds.index(save_seed)] if save_seed in trainer.seeds else None
-            g = grok_epoch(st["records"]["main"])
-            tags = ([f"{arm}_end"] if last else []) + (["grok"] if arm == "main" and g == e else []) + \
-                   ([f"epoch{e}"] if arm == "main" and e in save_epochs else [])
+            m = trainer.models[trainer.seeds.index(save_seed)]
+            g, saved = grok_epoch(rows("main")), weights()
+            tags = ([f"{arm}_end"] if e >= saved.get(f"{arm}_end", {}).get("epoch", -1) else []) + \
+                   (["grok"] if arm == "main" and g == e else []) + ([f"epoch{e}"] if arm == "main" and e in save_epochs else [])
             for tag in tags:
-                if m is not None:
-                    name = f"seed{save_seed}_{tag}.pt"; _save_weights(m, out / name, e); st["saved"][tag] = {"file": name, "epoch": e}
+                name = f"seed{save_seed}_{tag}.pt"; _save_weights(m, out / name, e); st["saved"][tag] = {"file": name, "epoch": e}
             write_json_atomic(out / "grok.json", result())
-        if state is not None:
-            st[arm] = trainer.state_dict(); _save_state(st, state)
+        save_state()
 
-    def train_arm(arm: str, trainer: GrokTrainer) -> None:
-        todo = [e for e in cadence if e > trainer.epoch and (arm == "main" or e > branch_at)]
-        bar = None
-        if progress and todo:
-            from tqdm.auto import tqdm; bar = tqdm(total=epochs - trainer.epoch, desc=f"{arm} arm (wd {trainer.weight_decay:g})")
-        t0 = time.time()
-        while todo:
-            trainer.train_epoch()
+    bar = None
+    def advance(arm: str, target: int) -> None:
+        "Train `arm` up to epoch `target`, analysing each checkpoint on the way."
+        t = trainers[arm]; t0 = time.time()
+        while t.epoch < target:
+            t.fast = fast_after is not None and t.epoch + 1 > fast_after      # the epoch label this pass produces
+            t.train_epoch()
             if bar is not None: bar.update(1)
-            if trainer.epoch == todo[0]:
-                todo.pop(0)
-                if arm == "main" and trainer.epoch == branch_at: st["branch_start"] = trainer.state_dict(optimizer=False)
+            if arm == "main" and t.epoch == branch_at and st["branch"] is None: st["branch_start"] = t.state_dict(optimizer=False)
+            if t.epoch in cadence and (arm == "main" or t.epoch > branch_at):
                 st["seconds"][arm] += time.time() - t0; t0 = time.time()
-                checkpoint(arm, trainer, last=not todo)
-        if bar is not None: bar.close()
+                checkpoint(arm, t)
+            elif t.epoch % state_every == 0: save_state()
+        st["seconds"][arm] += time.time() - t0
 
-    main = GrokTrainer.from_state(st["main"], data) if st["main"] else GrokTrainer(data, seeds, weight_decay, lr, batch_size, model_kwargs)
-    train_arm("main", main)
+    trainers["main"] = GrokTrainer.from_state(st["main"], data) if st["main"] else GrokTrainer(data, seeds, weight_decay, lr, batch_size, model_kwargs)
+    if progress:
+        from tqdm.auto import tqdm
+        left = epochs - trainers["main"].epoch + (0 if branch_at is None else epochs - max(branch_at, st["branch"]["passes"] - 1 if st["branch"] else branch_at))
+        bar = tqdm(total=left, desc="grok run (both arms)")
+    advance("main", epochs if branch_at is None else branch_at)
     if branch_at is not None:
-        if st["branch"]: br = GrokTrainer.from_state(st["branch"], data)
-        else: br = GrokTrainer.from_state(st["branch_start"], data, weight_decay=branch_weight_decay)
-        train_arm("branch", br)
+        trainers["branch"] = (GrokTrainer.from_state(st["branch"], data) if st["branch"]
+                              else GrokTrainer.from_state(st["branch_start"], data, weight_decay=branch_weight_decay))
+        for e in [c for c in cadence if c > branch_at]:
+            advance("main", e); advance("branch", e)
+    if bar is not None: bar.close()
     return result()
+
 
 # %% ../nbs/04_grokking.ipynb #f2788d7d
 def _series(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -604,7 +671,8 @@ _batch = (lambda x: x >= 0, "0 (full batch) or a positive integer")
 def _cli_grok(args) -> int:
     _check_flags(args, {"--p": _at_least(3), "--epochs": _at_least(1), "--seeds": _at_least(0), "--weight-decay": _rate,
                         "--branch-at": _at_least(0), "--branch-weight-decay": _rate, "--lr": _positive, "--batch-size": _batch,
-                        "--layers": _at_least(1), "--every": _at_least(1), "--save-epochs": _at_least(0), "--threads": _at_least(1)})
+                        "--layers": _at_least(1), "--every": _at_least(1), "--save-epochs": _at_least(0), "--threads": _at_least(1),
+                        "--fast-after": _at_least(0)})
     out = Path(args.out)
     torch.set_num_threads(args.threads)
     import matplotlib; matplotlib.use("Agg")
@@ -613,11 +681,11 @@ def _cli_grok(args) -> int:
         try: res = json.loads((out / "grok.json").read_text())
         except ValueError as e: raise ValueError(f"--out: {out / 'grok.json'} is not readable JSON ({e})") from None
     else:
-        state = Path(args.state) if args.state else Path("runs") / f"{out.name}_state.pt"
+        state = Path(args.state) if args.state else out / "state.pt"
         state.parent.mkdir(parents=True, exist_ok=True)
         res = grok_run(args.p, args.seeds, args.epochs, args.weight_decay, args.branch_at, args.branch_weight_decay, lr=args.lr,
                        batch_size=None if args.batch_size == 0 else args.batch_size, every=args.every,
-                       model_kwargs=dict(n_layers=args.layers), out=out, state=state, save_epochs=args.save_epochs, progress=not args.quiet and sys.stderr.isatty())
+                       model_kwargs=dict(n_layers=args.layers), out=out, state=state, save_epochs=args.save_epochs, fast_after=args.fast_after, progress=not args.quiet and sys.stderr.isatty())
     plot_grok(res, out / "grok.png")
     last = max(r["epoch"] for r in res["checkpoints"])
     for r in res["checkpoints"]:
@@ -657,7 +725,8 @@ def register_cli(cores_subparsers) -> None:
     g.add_argument("--layers", type=int, default=2, help="encoder layers (paper: 2)")
     g.add_argument("--every", type=int, default=100, help="checkpoint cadence up to epoch 2000 (then every 500; paper: 100)")
     g.add_argument("--save-epochs", type=int, nargs="*", default=[], help="also keep the first seed's float16 weights at these checkpoint epochs")
-    g.add_argument("--state", default=None, help="resumable training state (default: runs/<out name>_state.pt); a rerun resumes from it")
+    g.add_argument("--state", default=None, help="resumable training state (default: OUT/state.pt); a rerun resumes from it")
+    g.add_argument("--fast-after", type=int, default=None, help="train the epochs after this one with the last-position step (same loss and gradient law, fewer FLOPs)")
     g.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     g.add_argument("--plot-only", action="store_true", help="only redraw grok.png from an existing grok.json")
     g.add_argument("--quiet", action="store_true", help="no progress bar")

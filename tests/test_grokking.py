@@ -1,5 +1,6 @@
-"Tests for factornb.grokking: bad input, the closed-form rank scan against the hook-based one, clocks on planted circles, resume, the CLI."
-import argparse, json
+"""Tests for factornb.grokking: bad input, the closed-form rank scan against the hook-based one, clocks on planted circles, the
+last-position step against the model, resume (at a checkpoint, between checkpoints, behind its grok.json), the CLI."""
+import argparse, dataclasses, json
 import numpy as np
 import pytest
 import torch
@@ -7,7 +8,7 @@ import torch
 from factornb.grokking import (modular_addition_data, grok_config, GrokTrainer, core_dimensions, class_means, fit_shift_operator,
                                rotational_modes, checkpoint_epochs, grok_epoch, grok_run, fit_power_law, fit_redundancy_law,
                                redundancy_law, grok_time, register_cli, core_layer, last_position_states, GrokTimes, grok_law,
-                               load_weights)
+                               load_weights, last_position_logits, analyse_model, clock)
 from factornb.ace import readout_rank_scan, rank_scan, core_basis, activity_matrix, relevance_matrix
 from factornb.models import Transformer
 
@@ -163,6 +164,104 @@ def test_seed_is_independent_of_its_neighbours():
     assert all(torch.equal(a.models[0].state_dict()[k], b.models[1].state_dict()[k]) for k in a.models[0].state_dict())
 
 
+
+# --- the last-position step ------------------------------------------------------------------------------
+def test_last_position_logits_is_the_model_at_the_last_position():
+    d = modular_addition_data(11)
+    m = Transformer(grok_config(11, seed=3, d_model=32, d_mlp=64))
+    with torch.no_grad():
+        m.eval(); torch.testing.assert_close(last_position_logits(m, d.x_test), m(d.x_test)[:, -1], atol=1e-5, rtol=1e-5)
+    # training mode without dropout: the same loss and gradient as the full model (dropout aside, the modes coincide)
+    m0 = Transformer(grok_config(11, seed=3, d_model=32, d_mlp=64, dropout=0.0)).train()
+    y = d.y_test
+    g1 = torch.autograd.grad(torch.nn.functional.cross_entropy(m0(d.x_test)[:, -1], y), list(m0.parameters()))
+    g2 = torch.autograd.grad(torch.nn.functional.cross_entropy(last_position_logits(m0, d.x_test), y), list(m0.parameters()))
+    for a, b in zip(g1, g2): torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4)
+    # with dropout, training-mode logits are random around the eval-mode ones (the masks are live), and differ between calls
+    m.train(); a, b = last_position_logits(m, d.x_test[:64]), last_position_logits(m, d.x_test[:64])
+    assert not torch.equal(a, b)
+    with pytest.raises(ValueError, match="model: expected a post-LN"):
+        last_position_logits(Transformer(dataclasses.replace(grok_config(11, d_model=32, d_mlp=64), norm="pre")), d.x_test[:4])
+
+
+def test_fast_trainer_learns_like_the_full_one():
+    "Three full-batch epochs on p = 7: the fast and the full step move the weights the same way (dropout 0, so the same numbers)."
+    d = modular_addition_data(7); kw = dict(batch_size=None, model_kwargs=dict(d_model=16, d_mlp=32, dropout=0.0))
+    a, b = GrokTrainer(d, [0], **kw), GrokTrainer(d, [0], fast=True, **kw)
+    for _ in range(3): a.train_epoch(); b.train_epoch()
+    # b_K is skipped: a shift of every key leaves the softmax unchanged, so its gradient is 0 up to rounding, which Adam's
+    # normalisation turns into steps of random sign in either path (and which no output depends on)
+    for k, v in a.models[0].state_dict().items():
+        if not k.endswith("attn.b_K"): torch.testing.assert_close(b.models[0].state_dict()[k], v, atol=1e-5, rtol=1e-4)
+    with torch.no_grad(): torch.testing.assert_close(a.models[0].eval()(d.x_test)[:, -1], b.models[0].eval()(d.x_test)[:, -1], atol=1e-4, rtol=1e-4)
+    assert GrokTrainer.from_state(b.state_dict(), d).fast
+
+
+def test_analyse_model_spectrum_is_its_clocks():
+    d = modular_addition_data(11)
+    m = Transformer(grok_config(11, seed=1, d_model=32, d_mlp=64)).eval()
+    a, row = analyse_model(m, d, spectrum=True), analyse_model(m, d)
+    assert {k: v for k, v in a.items() if not k.startswith("eigenvalues")} == row          # the JSON row is unchanged
+    H = last_position_states(m, d.x_test)
+    Q = core_dimensions(H, d.y_test, m.unembed.W_U.detach().double().numpy().T, m.unembed.b_U.detach().double().numpy())["basis"]
+    Z = H @ Q[:, :row["r_nec"]]
+    for key, kw in (("eigenvalues", {}), ("eigenvalues_holdout", dict(ridge=1.0, holdout=3))):   # max(3, round(0.075 * 11)) = 3
+        ev = clock(Z, d.y_test, 11, **kw)["operator"].eigenvalues
+        np.testing.assert_allclose(np.sort_complex(a[key]), np.sort_complex(ev), atol=1e-10)
+    assert rotational_modes(a["eigenvalues"], 11)["modes"] == row["modes"]
+
+
+# --- resume between checkpoints, and behind its grok.json ---------------------------------------------------
+_RUN = dict(p=7, seeds=[0, 1], every=2, coarse_after=4, coarse_every=4, batch_size=16, model_kwargs=dict(d_model=16, d_mlp=32),
+            branch_at=2, fast_after=4, state_every=1)
+_key = lambda r: (r["epoch"], r["seed"], r["test_acc"], r["train_acc"], r["r_nec"], r["modes"], r["holdout_r2"])
+
+
+def test_killed_between_checkpoints_resumes_exactly(tmp_path, monkeypatch):
+    a = grok_run(epochs=12, out=tmp_path / "a", state=tmp_path / "a.pt", **_RUN)
+    calls = {"n": 0}; real = GrokTrainer.train_epoch
+    def dies(self, *args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 17: raise KeyboardInterrupt     # mid-run: main and branch in lockstep past the branch, between checkpoints
+        return real(self, *args, **kw)
+    monkeypatch.setattr(GrokTrainer, "train_epoch", dies)
+    with pytest.raises(KeyboardInterrupt): grok_run(epochs=12, out=tmp_path / "b", state=tmp_path / "b.pt", **_RUN)
+    monkeypatch.setattr(GrokTrainer, "train_epoch", real)
+    st = torch.load(tmp_path / "b.pt", weights_only=True)
+    assert st["main"]["passes"] - 1 not in (0, 2, 4, 8, 12) and st["branch_start"] is None and not list(tmp_path.glob("**/*.tmp"))
+    b = grok_run(epochs=12, out=tmp_path / "b", state=tmp_path / "b.pt", **_RUN)
+    for arm in ("main", "branch"):
+        ra = a["checkpoints"] if arm == "main" else a["branch"]["checkpoints"]; rb = b["checkpoints"] if arm == "main" else b["branch"]["checkpoints"]
+        assert [_key(r) for r in ra] == [_key(r) for r in rb]
+    sa, sb = torch.load(tmp_path / "a.pt", weights_only=True), torch.load(tmp_path / "b.pt", weights_only=True)
+    for arm in ("main", "branch"):
+        assert sa[arm]["fast"] and sa[arm]["passes"] == 13
+        assert all(torch.equal(m1[k], m2[k]) for m1, m2 in zip(sa[arm]["models"], sb[arm]["models"]) for k in m1)
+
+
+def test_fast_after_leaves_the_earlier_epochs_alone(tmp_path):
+    "Up to `fast_after` the run is the full-step run, row for row; the epochs after it train with the last-position step."
+    a = grok_run(epochs=12, state=tmp_path / "a.pt", **_RUN)
+    b = grok_run(epochs=4, state=tmp_path / "b.pt", **{**_RUN, "fast_after": None})
+    upto = lambda rows: [_key(r) for r in rows if r["epoch"] <= _RUN["fast_after"]]
+    assert upto(a["checkpoints"]) == upto(b["checkpoints"]) and upto(a["branch"]["checkpoints"]) == upto(b["branch"]["checkpoints"])
+    sb = torch.load(tmp_path / "b.pt", weights_only=True)
+    assert sb["main"]["passes"] == 5 and not sb["main"]["fast"] and torch.load(tmp_path / "a.pt", weights_only=True)["main"]["fast"]
+
+
+def test_state_behind_its_grok_json_keeps_the_rows_ahead(tmp_path):
+    a = grok_run(epochs=12, out=tmp_path / "a", state=tmp_path / "a.pt", **_RUN)
+    grok_run(epochs=8, out=tmp_path / "c", state=tmp_path / "c.pt", **_RUN)
+    (tmp_path / "c" / "grok.json").write_text((tmp_path / "a" / "grok.json").read_text())   # a grok.json ahead of the state
+    for f in ("seed0_main_end.pt", "seed0_branch_end.pt"): (tmp_path / "c" / f).write_bytes((tmp_path / "a" / f).read_bytes())
+    c = grok_run(epochs=12, out=tmp_path / "c", state=tmp_path / "c.pt", **_RUN)
+    assert [_key(r) for r in c["checkpoints"]] == [_key(r) for r in a["checkpoints"]]
+    assert [_key(r) for r in c["branch"]["checkpoints"]] == [_key(r) for r in a["branch"]["checkpoints"]]
+    assert c["weights"] == a["weights"]
+    # other settings: the old grok.json is not merged (its rows are not this run's)
+    d = grok_run(epochs=8, out=tmp_path / "c", state=tmp_path / "d.pt", **{**_RUN, "lr": 2e-3})
+    assert max(r["epoch"] for r in d["checkpoints"]) == 8
+
 # --- tau detection on scripted accuracies ----------------------------------------------------------------
 def _scripted(train, test):
     "A GrokTimes fed step by step from two accuracy lists; also records which accuracies it asked for."
@@ -277,7 +376,7 @@ def test_cli_grok_writes_json_and_png(tmp_path):
     (["grok", "--every", "0"], "--every"), (["grok", "--every", "-5"], "--every"),
     (["grok", "--epochs", "0"], "--epochs"), (["grok", "--p", "2"], "--p"), (["grok", "--seeds", "0", "-1"], "--seeds"),
     (["grok", "--weight-decay", "-1"], "--weight-decay"), (["grok", "--branch-weight-decay", "nan"], "--branch-weight-decay"),
-    (["grok", "--branch-at", "-100"], "--branch-at"), (["grok", "--lr", "0"], "--lr"), (["grok", "--batch-size", "-3"], "--batch-size"),
+    (["grok", "--branch-at", "-100"], "--branch-at"), (["grok", "--fast-after", "-1"], "--fast-after"), (["grok", "--lr", "0"], "--lr"), (["grok", "--batch-size", "-3"], "--batch-size"),
     (["grok", "--layers", "0"], "--layers"), (["grok", "--save-epochs", "-100"], "--save-epochs"), (["grok", "--threads", "0"], "--threads"),
     (["grok-law", "--weight-decays", "1", "-0.5"], "--weight-decays"), (["grok-law", "--ps", "31", "2"], "--ps"),
     (["grok-law", "--base-p", "1"], "--base-p"), (["grok-law", "--lr", "0"], "--lr"), (["grok-law", "--d-model", "30"], "--d-model"),
