@@ -177,7 +177,7 @@ def geometry_explorer_figure(n_mess3: int = 3, n_bloch: int = 2, eps: float = 0.
     fig.explorer_data = g
     return fig
 
-def geometry_controls(n_mess3: int = 3, n_bloch: int = 2, eps: float = 0.0, chain: bool = False) -> dict:
+def geometry_controls(n_mess3: int = 3, n_bloch: int = 2, eps: float = 0.0, chain: bool = True) -> dict:
     "Controls for `geometry_explorer_figure`."
     import ipywidgets as W
     return dict(n_mess3=W.IntSlider(value=n_mess3, min=0, max=3, description="Mess3 factors"),
@@ -257,18 +257,18 @@ def training_explorer_figure(snapshots: dict | None = None, step: int | None = N
     for key, c in (("factored_dims95", "C0"), ("joint_dims95", "C1")):
         if ref.get(key) is not None: ax[0].axhline(ref[key], c=c, ls="--", label=f"{key.split('_')[0]} beliefs: {ref[key]}")
     ax[0].set(xscale="symlog", xlim=(0, 1.2 * steps[-1]), xlabel="training step", ylabel="dims@95 of the last layer", title="Dimensionality over training")
-    ax[0].legend(fontsize=7)
+    ax[0].legend(fontsize=8)
     cev = snapshots["cev"][i]
     ax[1].plot(np.arange(1, len(cev) + 1), cev, c="r", label=f"activations, step {step}")
     for key, c in (("factored_cev", "C0"), ("joint_cev", "C1")):
         if ref.get(key) is not None: ax[1].plot(np.arange(1, len(ref[key]) + 1), ref[key], c=c, ls="--", label=key.split("_")[0] + " beliefs")
     ax[1].axhline(0.95, c="grey", lw=0.8)
     ax[1].set(xscale="log", xlabel="principal components", ylabel="cumulative explained variance", title="CEV at the chosen step")
-    ax[1].legend(fontsize=7)
+    ax[1].legend(fontsize=8)
     for n in range(r2.shape[1]): ax[2].plot(steps, r2[:, n], "o-", ms=3, label=f"factor {n}: R² = {r2[i, n]:.3f}")
     ax[2].axvline(step, c="r", lw=0.8)
     ax[2].set(xscale="symlog", xlim=(0, 1.2 * steps[-1]), ylim=(min(0, r2.min()), 1.02), xlabel="training step", ylabel="belief read-out R²", title="Linear read-out of each factor's belief")
-    ax[2].legend(fontsize=7)
+    ax[2].legend(fontsize=8)
     vo_steps = [s for s in sorted(snapshots["vary_one"]) if s <= step]
     vo_step = vo_steps[-1] if vo_steps else None
     if vo_step is not None:
@@ -277,7 +277,7 @@ def training_explorer_figure(snapshots: dict | None = None, step: int | None = N
         for j in range(v["overlap"].shape[1]): ax[3].plot(ks, v["overlap"][:, j], lw=0.6, alpha=0.6)
         ax[3].plot(ks, [random_overlap_baseline(int(k), v["width"]) for k in ks], "--", c="grey", label="random k/d")
         ax[3].set_title(f"Vary-one overlap at step {vo_step} (dims@95 per factor {v['dims95']})", fontsize=9)
-        ax[3].legend(fontsize=7)
+        ax[3].legend(fontsize=8)
     else: ax[3].set_title("no vary-one measurement at or before this step", fontsize=9)
     ax[3].set(xlabel="top-k directions per factor", ylabel="subspace overlap")
     fig.subplots_adjust(left=0.04, right=0.99, bottom=0.14, top=0.9, wspace=0.28)
@@ -379,7 +379,7 @@ def ace_explorer_figure(data: AceExplorerData | None = None, rank: int = 3, seed
     ax[0].axhline(data.chance, c="grey", ls="--", label=f"chance {data.chance:.3f}")
     ax[0].set(ylim=(0, 1), xlabel="core rank r", ylabel="next-token accuracy",
               title=f"seed {seed_a}, r={rank}: only {sc['keep'][rank - 1]:.3f}, removed {sc['remove'][rank - 1]:.3f}")
-    ax[0].legend(fontsize=7)
+    ax[0].legend(fontsize=8)
     t = np.linspace(0, 2 * np.pi, 200)
     ax[1].plot(np.cos(t), np.sin(t), c="lightgrey")
     ax[1].scatter(data.true_eigenvalues.real, data.true_eigenvalues.imag, s=60, c="C0", label="chain P", zorder=3)
@@ -387,7 +387,7 @@ def ace_explorer_figure(data: AceExplorerData | None = None, rank: int = 3, seed
         ev = dyn[s].eigenvalues
         ax[1].scatter(ev.real, ev.imag, marker=mk, s=60, c=c, label=f"core of seed {s} (R² {dyn[s].r2:.2f})", zorder=4)
     ax[1].set(aspect="equal", xlabel="Re λ", ylabel="Im λ", title=f"Fitted core dynamics, rank {rank}")
-    ax[1].legend(fontsize=7, loc="lower left")
+    ax[1].legend(fontsize=8, loc="lower left")
     ax[2].bar(np.arange(1, len(angles) + 1), angles, color="C1")
     ax[2].set(ylim=(0, 90), xlabel="principal angle index", ylabel="angle (degrees)", title=f"Principal angles, seeds {seed_a} vs {seed_b}")
     ax[3].bar(np.arange(1, len(corr) + 1), corr, color="C2")
@@ -499,7 +499,7 @@ def grok_explorer_figure(data: GrokExplorerData | None = None, epoch: int | None
     saved = data.saved_epochs(arm)
     if seed == data.saved_seed and saved: ax[0].plot(saved, np.full(len(saved), -0.04), "^", c="C2", ms=7, clip_on=False, label="weights saved: spectrum")
     ax[0].set(ylim=(-0.06, 1.04), xlabel="epoch", ylabel="accuracy", title=f"p = {data.p}, seed {seed}, {arm_name}")
-    ax[0].legend(fontsize=7, loc="center right")
+    ax[0].legend(fontsize=8, loc="center right")
     upto = e <= epoch
     ax[1].plot(e[upto], nec[upto], "o-", ms=3, c="C3", label=f"necessary r_nec = {row['r_nec']}")
     ax[1].plot(e[upto], suf[upto], "s--", ms=3, c="C0", label=f"sufficient r_suf = {row['r_suf_strict']}")
@@ -508,7 +508,7 @@ def grok_explorer_figure(data: GrokExplorerData | None = None, epoch: int | None
     if data.grok_epoch is not None: ax[1].axvline(data.grok_epoch, c="k", ls=":", lw=1)
     ax[1].set(xlim=(e[0] - 0.02 * e[-1], 1.02 * e[-1]), ylim=(0, 1.08 * max(nec.max(), suf.max())), xlabel="epoch",
               ylabel="core dims (of the last layer)", title=f"Core dims up to epoch {epoch}")
-    ax[1].legend(fontsize=7, loc="best")
+    ax[1].legend(fontsize=8, loc="best")
     spec = data.spectra.get((arm, epoch)) if seed == data.saved_seed else None
     if spec is not None:
         plot_clock(ax[2], spec["eigenvalues"], data.p, f"Shift-operator spectrum, epoch {epoch} (seed {seed})\n"
@@ -643,19 +643,19 @@ def agreement_explorer_figure(data: AgreementExplorerData | None = None, sentenc
     ax[0].set_xticks(xs, words)
     ax[0].set(ylim=(0, max(1e-3, 1.15 * max(probs.max(), clean_probs.max()))), ylabel="next-token probability",
               title=f"“{sentence} …”{subject}\nis/was {probs[:2].sum():.3f} vs are/were {probs[2:].sum():.3f} at s = {s:g}")
-    ax[0].legend(fontsize=7)
+    ax[0].legend(fontsize=8)
     S = data.strengths; P = cur["probabilities"]
     ax[1].plot(S, P[:, :2].sum(1), c="C0", label="P(is) + P(was)"); ax[1].plot(S, P[:, 2:].sum(1), c="C1", label="P(are) + P(were)")
     ax[1].plot([s, s], [probs[:2].sum(), probs[2:].sum()], "o", c="r", ms=6)
     ax[1].set(xlabel="flip strength s", ylabel="copula mass per number", title="Copula mass against strength")
-    ax[1].legend(fontsize=7)
+    ax[1].legend(fontsize=8)
     for other in data.sentences:
         if other != sentence: ax[2].plot(S, data.curve(other)["margins"], c="grey", lw=0.6, alpha=0.5)
     ax[2].plot(S, cur["margins"], c="k", lw=1.5, label="this sentence (grey: the others)")
     ax[2].plot([s], [margin], "o", c="r", ms=7, label=f"s = {s:g}: m = {margin:.2f} (s = 0: {clean_margin:.2f})")
     ax[2].axhline(0, c="grey", lw=0.8)
     ax[2].set(xlabel="flip strength s", ylabel="margin m = are + were − is − was (logits)", title=f"Agreement margin against strength (layer {data.layer})")
-    ax[2].legend(fontsize=7, loc="upper left")
+    ax[2].legend(fontsize=8, loc="upper left")
     for a in ax[1:]:
         for v, name in ((0, "model"), (0.5, "removed"), (1, "flipped")): a.axvline(v, c="grey", ls=":", lw=0.8)
         a.axvline(s, c="r", lw=0.8)

@@ -374,7 +374,7 @@ def test_bad_inputs_to_builders():
 @pytest.mark.parametrize("make", [
     lambda: (ex.ghmm_explorer_figure, ex.ghmm_controls(depth=4), {}, "x", 0.2, lambda f: f.explorer_data["mess3_loss"],
              lambda: ex.ghmm_explorer_figure(x=0.2, depth=4).explorer_data["mess3_loss"]),
-    lambda: (ex.geometry_explorer_figure, ex.geometry_controls(n_mess3=2, n_bloch=0), {}, "chain", True,
+    lambda: (ex.geometry_explorer_figure, ex.geometry_controls(n_mess3=2, n_bloch=0, chain=False), {}, "chain", True,
              lambda f: f.explorer_data["product_excess"],
              lambda: ex.geometry_explorer_figure(n_mess3=2, n_bloch=0, chain=True).explorer_data["product_excess"]),
     lambda: (ex.training_explorer_figure, ex.training_controls(), {}, "step", ex.tiny_training_run()["snapshots"]["steps"][1],
