@@ -509,10 +509,10 @@ def grok_explorer_figure(data: GrokExplorerData | None = None, epoch: int | None
     ax[1].set(xlim=(e[0] - 0.02 * e[-1], 1.02 * e[-1]), ylim=(0, 1.08 * max(nec.max(), suf.max())), xlabel="epoch",
               ylabel="core dims (of the last layer)", title=f"Core dims up to epoch {epoch}")
     ax[1].legend(fontsize=8, loc="best")
-    spec = data.spectra.get((arm, epoch)) if seed == data.saved_seed else None
-    if spec is not None:
-        plot_clock(ax[2], spec["eigenvalues"], data.p, f"Shift-operator spectrum, epoch {epoch} (seed {seed})\n"
-                   f"r_nec {spec['r_nec']}: {spec['frac_near_holdout']:.2f} near the circle, R²_h {spec['holdout_r2']:.2f}")
+    clock_fit = data.spectra.get((arm, epoch)) if seed == data.saved_seed else None
+    if clock_fit is not None:
+        plot_clock(ax[2], clock_fit["eigenvalues"], data.p, f"Shift-operator spectrum, epoch {epoch} (seed {seed})\n"
+                   f"r_nec {clock_fit['r_nec']}: {clock_fit['frac_near_holdout']:.2f} near the circle, R²_h {clock_fit['holdout_r2']:.2f}")
     else:
         t = np.linspace(0, 2 * np.pi, 200); ax[2].plot(np.cos(t), np.sin(t), c="lightgrey", lw=1)
         where = f"seed {data.saved_seed},\nepochs {', '.join(map(str, saved))}" if saved else "no epoch"
@@ -523,8 +523,8 @@ def grok_explorer_figure(data: GrokExplorerData | None = None, epoch: int | None
         ax[2].set(aspect="equal", xlim=(-1.3, 1.3), ylim=(-1.3, 1.3), xlabel="Re λ", ylabel="Im λ", title=f"Shift-operator spectrum, epoch {epoch}")
     fig.subplots_adjust(left=0.04, right=0.99, bottom=0.14, top=0.88, wspace=0.22)
     fig.explorer_data = dict(epoch=epoch, seed=seed, arm=arm, row=row, epochs=e, train_acc=train, test_acc=test, r_nec=nec[upto],
-                             r_suf=suf[upto], grok_epoch=data.grok_epoch, spectrum=spec,
-                             eigenvalues=None if spec is None else spec["eigenvalues"])
+                             r_suf=suf[upto], grok_epoch=data.grok_epoch, spectrum=clock_fit,
+                             eigenvalues=None if clock_fit is None else clock_fit["eigenvalues"])
     return fig
 
 def grok_controls(data: GrokExplorerData | None = None, epoch: int | None = None, seed: int | None = None, arm: str = "main") -> dict:
