@@ -16,7 +16,8 @@ from .ghmm import _check_int   # chapter 00's shared validator: TypeError for no
 __all__ = ['JITTER_ENV', 'JITTER_SCALE', 'HookPoint', 'jitter_seed', 'numeric_jitter', 'jitter_weights', 'TransformerConfig',
            'markov_transformer_config', 'LayerNorm', 'Attention', 'MLP', 'TransformerBlock', 'Embed', 'PosEmbed',
            'Unembed', 'Transformer', 'reference_layer_norm', 'reference_forward', 'load_encoder_layer', 'RNNConfig',
-           'RecurrentLayer', 'RecurrentModel', 'config_from_dict', 'model_from_config', 'count_parameters', 'generate']
+           'RecurrentLayer', 'RecurrentModel', 'config_from_dict', 'model_from_config', 'count_parameters', 'generate',
+           'cpu_threads']
 
 # %% ../nbs/02a_models.ipynb #2d95fd9d
 class HookPoint(nn.Identity):
@@ -393,3 +394,17 @@ def generate(model: nn.Module, prompt: torch.Tensor, n_new: int, temperature: fl
         nxt = logits.argmax(-1, keepdim=True) if temperature == 0 else torch.multinomial((logits / temperature).softmax(-1), 1, generator=g)
         tokens = torch.cat([tokens, nxt], 1)
     return tokens
+
+# %% ../nbs/02a_models.ipynb #dbd767c0
+@contextmanager
+def cpu_threads(threads: int | None, name: str = "threads"):
+    """Run a block with `threads` torch intra-op threads and as many BLAS threads (numpy / scipy / scikit-learn), then
+    restore both. `None` leaves them as they are. A non-integer or a value below 1 is refused, naming `name`."""
+    if threads is None: yield; return
+    _check_int(threads, name, minimum=1)
+    from threadpoolctl import threadpool_limits
+    old = torch.get_num_threads(); torch.set_num_threads(int(threads))
+    try:
+        with threadpool_limits(int(threads)): yield
+    finally: torch.set_num_threads(old)
+
