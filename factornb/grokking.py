@@ -12,18 +12,60 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .models import Transformer, TransformerConfig
+from .models import Transformer, TransformerConfig, cpu_threads
 from .activations import run_with_cache
 from .train import save_checkpoint, load_checkpoint, write_json_atomic
 from .ace import activity_matrix, relevance_matrix, core_basis, energy_rank, readout_rank_scan, necessary_rank, sufficient_rank
 
 # %% auto #0
-__all__ = ['LAW_MODEL', 'ModularData', 'modular_addition_data', 'grok_config', 'core_layer', 'accuracy', 'last_position_logits',
+__all__ = ['plot_grok', 'ModularData', 'modular_addition_data', 'grok_config', 'core_layer', 'accuracy', 'last_position_logits',
            'GrokTrainer', 'last_position_states', 'core_dimensions', 'class_means', 'ShiftOperator',
            'fit_shift_operator', 'rotational_modes', 'clock', 'plot_clock', 'embedding_frequency_power',
            'key_frequencies', 'analyse_model', 'checkpoint_epochs', 'grok_epoch', 'load_weights', 'grok_run',
-           'plot_grok', 'GrokTimes', 'grok_time', 'fit_power_law', 'redundancy_law', 'fit_redundancy_law', 'grok_law',
-           'law_fits', 'plot_law', 'register_cli']
+           'register_cli']
+
+# %% ../nbs/04_grokking.ipynb #f2788d7d
+def _series(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "Epochs, mean and standard error over seeds of `key`."
+    by = {}
+    for r in records:
+        if r.get(key) is not None: by.setdefault(r["epoch"], []).append(r[key])
+    e = np.array(sorted(by)); v = [np.array(by[x], dtype=float) for x in e]
+    return e, np.array([x.mean() for x in v]), np.array([x.std(ddof=1) / math.sqrt(len(x)) if len(x) > 1 else 0.0 for x in v])
+
+def plot_grok(result: dict, path=None):
+    "Four panels: accuracy curves with the grok epoch; core-only/removed accuracy; core dims (nec/suf, shaded redundancy) for both arms; rotational modes. Past epoch 3,000 the epoch axis is linear to 2,000, then logarithmic."
+    import matplotlib.pyplot as plt
+    p, g, main = result["p"], result["grok_epoch"], result["checkpoints"]
+    br = result["branch"]["checkpoints"] if result.get("branch") else []
+    fig, ax = plt.subplots(2, 2, figsize=(12, 7.6)); ax = ax.ravel()
+    for key, ls, lab in (("train_acc", "-", "train"), ("test_acc", "--", "test")):
+        e, m, s = _series(main, key); ax[0].plot(e, m, ls, label=lab); ax[0].fill_between(e, m - s, m + s, alpha=.2)
+    a2 = ax[0].twinx(); e, m, s = _series(main, "r_nec"); a2.plot(e, m, color="C3", label="core dim r_nec"); a2.set_ylabel("core dim (r_nec)", color="C3")
+    ax[0].set_title("A  Core forms at grokking"); ax[0].set_ylabel("accuracy"); ax[0].legend(loc="center right", fontsize=8)
+    for key, lab in (("keep_acc", "core only"), ("remove_acc", "core removed"), ("test_acc", "full model")):
+        e, m, s = _series(main, key); ax[1].plot(e, m, label=lab); ax[1].fill_between(e, m - s, m + s, alpha=.2)
+    ax[1].axhline(1 / p, color="grey", ls=":", label=f"chance 1/{p}"); ax[1].set_title("B  Core is necessary and sufficient")
+    ax[1].set_ylabel("test accuracy"); ax[1].legend(fontsize=8)
+    for recs, c, lab in ((main, "C0", f"wd {result['settings']['weight_decay']:g}"),
+                         (br, "C1", f"wd {result['settings']['weight_decay']:g} -> {result['branch']['weight_decay']:g}" if br else "")):
+        if not recs: continue
+        e, m, _ = _series(recs, "r_nec_strict"); e2, m2, _ = _series(recs, "r_suf_strict")
+        ax[2].plot(e, m, color=c, label=f"{lab}: necessary"); ax[2].plot(e2, m2, color=c, ls="--", label=f"{lab}: sufficient")
+        if recs is main and g is not None:
+            after = e >= g; ax[2].fill_between(e[after], m2[after], m[after], color=c, alpha=.15, label="redundancy")
+        e, m, s = _series(recs, "modes"); ax[3].plot(e, m, color=c, label=lab); ax[3].fill_between(e, m - s, m + s, color=c, alpha=.2)
+    ax[2].set_title("C  Necessary and sufficient core dims"); ax[2].set_ylabel("core dims"); ax[2].legend(fontsize=8)
+    ax[3].axhline(p // 2 + 1, color="grey", ls="--", lw=.8, label=f"maximum {p // 2 + 1}")
+    ax[3].set_title("D  Rotational modes"); ax[3].set_ylabel("occupied frequency bins"); ax[3].legend(fontsize=8)
+    last = max(r["epoch"] for r in main + br)
+    for a in ax:
+        a.set_xlabel("epoch" + (" (linear to 2,000, then logarithmic)" if last > 3000 else ""))
+        if last > 3000: a.set_xscale("symlog", linthresh=2000, linscale=1); a.set_xlim(0, last * 1.05)
+        if g is not None: a.axvline(g, color="k", lw=.8, ls=":")
+    fig.tight_layout()
+    if path is not None: fig.savefig(path, dpi=120)
+    return fig
 
 # %% ../nbs/04_grokking.ipynb #0f077d3e
 from .ghmm import _check_int    # chapter 00's shared validator: TypeError for a non-int, ValueError below the minimum
@@ -460,195 +502,6 @@ def grok_run(p: int = 53, seeds: Sequence[int] = (0, 1, 2), epochs: int = 20_000
     return result()
 
 
-# %% ../nbs/04_grokking.ipynb #f2788d7d
-def _series(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    "Epochs, mean and standard error over seeds of `key`."
-    by = {}
-    for r in records:
-        if r.get(key) is not None: by.setdefault(r["epoch"], []).append(r[key])
-    e = np.array(sorted(by)); v = [np.array(by[x], dtype=float) for x in e]
-    return e, np.array([x.mean() for x in v]), np.array([x.std(ddof=1) / math.sqrt(len(x)) if len(x) > 1 else 0.0 for x in v])
-
-def plot_grok(result: dict, path=None):
-    "Accuracy curves with the grok epoch; core-only/removed accuracy; core dims (nec/suf, shaded redundancy) for both arms; rotational modes."
-    import matplotlib.pyplot as plt
-    p, g, main = result["p"], result["grok_epoch"], result["checkpoints"]
-    br = result["branch"]["checkpoints"] if result.get("branch") else []
-    fig, ax = plt.subplots(1, 4, figsize=(20, 4))
-    for key, ls, lab in (("train_acc", "-", "train"), ("test_acc", "--", "test")):
-        e, m, s = _series(main, key); ax[0].plot(e, m, ls, label=lab); ax[0].fill_between(e, m - s, m + s, alpha=.2)
-    a2 = ax[0].twinx(); e, m, s = _series(main, "r_nec"); a2.plot(e, m, color="C3", label="core dim r_nec"); a2.set_ylabel("core dim (r_nec)", color="C3")
-    ax[0].set_title("A  Core forms at grokking"); ax[0].set_ylabel("accuracy"); ax[0].legend(loc="center right", fontsize=8)
-    for key, lab in (("keep_acc", "core only"), ("remove_acc", "core removed"), ("test_acc", "full model")):
-        e, m, s = _series(main, key); ax[1].plot(e, m, label=lab); ax[1].fill_between(e, m - s, m + s, alpha=.2)
-    ax[1].axhline(1 / p, color="grey", ls=":", label=f"chance 1/{p}"); ax[1].set_title("B  Core is necessary and sufficient")
-    ax[1].set_ylabel("test accuracy"); ax[1].legend(fontsize=8)
-    for recs, c, lab in ((main, "C0", f"wd {result['settings']['weight_decay']:g}"),
-                         (br, "C1", f"wd {result['settings']['weight_decay']:g} -> {result['branch']['weight_decay']:g}" if br else "")):
-        if not recs: continue
-        e, m, _ = _series(recs, "r_nec_strict"); e2, m2, _ = _series(recs, "r_suf_strict")
-        ax[2].plot(e, m, color=c, label=f"{lab}: necessary"); ax[2].plot(e2, m2, color=c, ls="--", label=f"{lab}: sufficient")
-        if recs is main and g is not None:
-            after = e >= g; ax[2].fill_between(e[after], m2[after], m[after], color=c, alpha=.15, label="redundancy")
-        e, m, s = _series(recs, "modes"); ax[3].plot(e, m, color=c, label=lab); ax[3].fill_between(e, m - s, m + s, color=c, alpha=.2)
-    ax[2].set_title("C  Necessary and sufficient core dims"); ax[2].set_ylabel("core dims"); ax[2].legend(fontsize=7)
-    ax[3].set_title("D  Rotational modes"); ax[3].set_ylabel(f"occupied frequency bins (max {p // 2 + 1})"); ax[3].legend(fontsize=8)
-    for a in ax:
-        a.set_xlabel("epoch")
-        if g is not None: a.axvline(g, color="k", lw=.8, ls=":")
-    fig.tight_layout()
-    if path is not None: fig.savefig(path, dpi=120)
-    return fig
-
-# %% ../nbs/04_grokking.ipynb #f249e7cf
-LAW_MODEL = dict(n_layers=1, d_model=64, n_heads=4, d_mlp=256)   # the CPU-scale law model (paper: one layer, d 128, FFN 512)
-
-@dataclass
-class GrokTimes:
-    """tau_mem / tau_grok: the first optimiser step at which train / test accuracy reach `threshold`; `delay` = tau_grok - tau_mem,
-    defined only when positive (as in the authors' sweep: a run that generalises no later than it memorises has no delay)."""
-    threshold: float = 0.99
-    steps: int = 0
-    tau_mem: int | None = None
-    tau_grok: int | None = None
-
-    def update(self, train_acc: Callable[[], float], test_acc: Callable[[], float]) -> None:
-        """Count one optimiser step and evaluate what is still unknown: train accuracy until memorised, test accuracy until
-        grokked (callables, so an accuracy that is no longer needed is never computed)."""
-        self.steps += 1
-        if self.tau_grok is not None: return
-        if self.tau_mem is None and train_acc() >= self.threshold: self.tau_mem = self.steps
-        if test_acc() >= self.threshold: self.tau_grok = self.steps
-
-    @property
-    def delay(self) -> int | None:
-        m, g = self.tau_mem, self.tau_grok
-        return g - m if m is not None and g is not None and g > m else None
-
-
-# %% ../nbs/04_grokking.ipynb #c9f5e4a3
-def grok_time(p: int = 31, weight_decay: float = 1.0, seed: int = 0, lr: float = 1e-2, batch_size: int | None = None,
-              model_kwargs: dict | None = None, max_epochs: int = 5000, stop_after: int = 100, threshold: float = 0.99) -> dict:
-    """Step-resolved grokking time (as the authors' sweep measures it): train one model, evaluate train and test accuracy after
-    every optimiser step (`GrokTimes`). Stops `stop_after` epochs after the epoch in which it grokked, or at `max_epochs`."""
-    data = modular_addition_data(p)
-    _check_int(max_epochs, "max_epochs", 1); _check_int(stop_after, "stop_after", 0)
-    if not 0 < float(threshold) <= 1: raise ValueError(f"threshold: expected an accuracy in (0, 1], got {threshold!r}")
-    t = GrokTrainer(data, [seed], weight_decay, lr, batch_size, LAW_MODEL if model_kwargs is None else model_kwargs)
-    times = GrokTimes(threshold)
-    def on_step(i, model):
-        times.update(lambda: accuracy(model, data.x_train, data.y_train), lambda: accuracy(model, data.x_test, data.y_test))
-    t0 = time.time(); grok_epoch_ = None
-    while t.passes < max_epochs:
-        t.train_epoch(on_step)
-        if times.tau_grok is not None and grok_epoch_ is None: grok_epoch_ = t.epoch
-        if grok_epoch_ is not None and t.epoch >= grok_epoch_ + stop_after: break
-    return {"p": p, "weight_decay": weight_decay, "seed": seed, "lr": lr, "batch_size": batch_size, "tau_mem": times.tau_mem,
-            "tau_grok": times.tau_grok, "delay": times.delay, "steps": times.steps,
-            "final_test_acc": accuracy(t.models[0], data.x_test, data.y_test), "seconds": time.time() - t0}
-
-
-# %% ../nbs/04_grokking.ipynb #0dc953cb
-def fit_power_law(x, y, confidence: float = 0.95) -> dict:
-    "log y = log C + beta log x by least squares over all points; beta with a t-based confidence interval, and R^2 in log space."
-    from scipy import stats
-    x = np.asarray(x, dtype=np.float64); y = np.asarray(y, dtype=np.float64)
-    if x.shape != y.shape or x.ndim != 1 or len(x) < 3: raise ValueError(f"x, y: expected two 1-d arrays of >= 3 points, got {x.shape} and {y.shape}")
-    if (x <= 0).any() or (y <= 0).any(): raise ValueError("x, y: a power-law fit needs positive values")
-    if len(np.unique(x)) < 2: raise ValueError("x: needs at least two distinct values")
-    r = stats.linregress(np.log(x), np.log(y))
-    h = stats.t.ppf(0.5 + confidence / 2, len(x) - 2) * r.stderr
-    return {"exponent": float(r.slope), "ci": [float(r.slope - h), float(r.slope + h)], "confidence": confidence,
-            "prefactor": float(np.exp(r.intercept)), "r2": float(r.rvalue ** 2), "n": int(len(x))}
-
-def redundancy_law(p, omega: float, p_crit: float):
-    "tau(p) = -Omega log(1 - p_crit / p) (the paper's redundancy law)."
-    return -omega * np.log(1 - p_crit / np.asarray(p, dtype=np.float64))
-
-def fit_redundancy_law(p, tau) -> dict:
-    "Fit tau = -Omega log(1 - p_crit/p) with scipy's curve_fit (Omega >= 0, 0 <= p_crit < min p; the authors' initial guess); R^2 in linear space."
-    from scipy.optimize import curve_fit
-    p = np.asarray(p, dtype=np.float64); tau = np.asarray(tau, dtype=np.float64)
-    if p.shape != tau.shape or p.ndim != 1 or len(np.unique(p)) < 2: raise ValueError(f"p, tau: expected 1-d arrays with >= 2 distinct p, got {p.shape}, {tau.shape}")
-    lo = p.min()
-    (om, pc), cov = curve_fit(redundancy_law, p, tau, p0=[np.median(tau) * np.median(p), 0.5 * lo],
-                             bounds=([0, 0], [np.inf, lo * (1 - 1e-9)]), maxfev=20000)
-    res = ((tau - redundancy_law(p, om, pc)) ** 2).sum(); tot = ((tau - tau.mean()) ** 2).sum()
-    return {"omega": float(om), "p_crit": float(pc), "r2": float(1 - res / tot), "stderr": np.sqrt(np.diag(cov)).tolist()}
-
-# %% ../nbs/04_grokking.ipynb #e4933a65
-def grok_law(weight_decays: Sequence[float] = (0.5, 1.0, 2.0, 4.0), ps: Sequence[int] = (31, 43, 53, 61), seeds: Sequence[int] = (0, 1, 2),
-             base_p: int = 31, base_weight_decay: float = 1.0, out=None, progress: bool = False, **kwargs) -> dict:
-    """The paper's two sweeps: delay vs weight decay at `base_p`, delay vs p at `base_weight_decay` (full batch), `seeds` each;
-    power-law and redundancy-law fits. With `out`, law.json is rewritten (atomically) after every run, and a rerun keeps the
-    finished runs of a law.json made with the same per-run settings (`kwargs`)."""
-    runs, path = [], None
-    if out is not None:
-        path = Path(out) / "law.json"; Path(out).mkdir(parents=True, exist_ok=True)
-        if path.exists(): runs = _resumable_runs(path, kwargs)
-    jobs = [j for s in seeds for j in [("weight_decay", base_p, w, s) for w in weight_decays] + [("p", p, base_weight_decay, s) for p in ps]]
-    it = jobs
-    if progress: from tqdm.auto import tqdm; it = tqdm(jobs, desc="grok-law runs")
-    def result():
-        out_ = {"settings": dict(weight_decays=list(weight_decays), ps=list(ps), seeds=list(seeds), base_p=base_p,
-                                 base_weight_decay=base_weight_decay, **kwargs), "runs": runs}
-        out_.update(law_fits(runs, base_p, base_weight_decay))
-        return out_
-    for sweep, p, w, s in it:
-        done = [r for r in runs if r["p"] == p and r["weight_decay"] == w and r["seed"] == s]
-        if done: continue                                   # resumed, or the (base_p, base_weight_decay) run shared by both sweeps
-        runs.append(grok_time(p, w, s, **kwargs))
-        if path is not None: write_json_atomic(path, result())
-    return result()
-
-def _resumable_runs(path: Path, kwargs: dict) -> list[dict]:
-    "The runs of an existing law.json; a ValueError naming `out` if it is unreadable or was made with other per-run settings."
-    try: old = json.loads(path.read_text())
-    except (OSError, ValueError) as e: raise ValueError(f"out: {path} is not a readable law.json ({type(e).__name__}: {e})") from None
-    keep = {k: v for k, v in old.get("settings", {}).items() if k in kwargs}
-    if keep != json.loads(json.dumps(kwargs)): raise ValueError(f"out: {path} was made with other run settings ({keep} vs {kwargs})")
-    return old["runs"]
-
-def law_fits(runs: list[dict], base_p: int, base_weight_decay: float) -> dict:
-    "Fits of the two panels from the runs that grokked (delay defined)."
-    ok = [r for r in runs if r["delay"] is not None]
-    wd = [r for r in ok if r["p"] == base_p]; pp = [r for r in ok if r["weight_decay"] == base_weight_decay]
-    fits = {"weight_decay_fit": None, "p_fit": None}
-    try: fits["weight_decay_fit"] = fit_power_law([r["weight_decay"] for r in wd], [r["delay"] for r in wd])
-    except ValueError: pass
-    try: fits["p_fit"] = fit_redundancy_law([r["p"] for r in pp], [r["delay"] for r in pp])
-    except (ValueError, RuntimeError): pass
-    return fits
-
-# %% ../nbs/04_grokking.ipynb #3602f87b
-def plot_law(law: dict, path=None):
-    "The two law panels: delay vs weight decay (log-log, power-law fit and the omega^-1 theory line) and delay vs p (redundancy-law fit)."
-    import matplotlib.pyplot as plt
-    s = law["settings"]; ok = [r for r in law["runs"] if r["delay"] is not None]
-    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
-    for a, key, sel, fit in ((ax[0], "weight_decay", [r for r in ok if r["p"] == s["base_p"]], law.get("weight_decay_fit")),
-                             (ax[1], "p", [r for r in ok if r["weight_decay"] == s["base_weight_decay"]], law.get("p_fit"))):
-        if not sel: continue
-        x = np.array([r[key] for r in sel], float); y = np.array([r["delay"] for r in sel], float)
-        a.scatter(x, y, s=12, color="grey", alpha=.6, label="runs")
-        ux = np.unique(x); a.errorbar(ux, [y[x == u].mean() for u in ux], [y[x == u].std() for u in ux], fmt="o", color="C0", capsize=3, label="mean ± SD")
-        xx = np.geomspace(ux.min(), ux.max(), 100)
-        if fit and key == "weight_decay":
-            a.plot(xx, fit["prefactor"] * xx ** fit["exponent"], color="C3",
-                   label=f"fit ω^{fit['exponent']:.2f} [{fit['ci'][0]:.2f}, {fit['ci'][1]:.2f}], R²={fit['r2']:.2f}")
-            gm = np.exp(np.mean(np.log(y)) + np.mean(np.log(x))); a.plot(xx, gm / xx, "k:", label="theory ∝ ω⁻¹")
-        if fit and key == "p":
-            a.plot(xx, redundancy_law(xx, fit["omega"], fit["p_crit"]), color="C3",
-                   label=f"−Ω log(1 − p_crit/p): Ω={fit['omega']:.0f}, p_crit={fit['p_crit']:.1f}, R²={fit['r2']:.2f}")
-        a.set_xscale("log"); a.set_yscale("log"); a.legend(fontsize=7)
-        a.set_xticks(ux, [f"{u:g}" for u in ux]); a.minorticks_off()
-        a.set_ylabel("delay τ_grok − τ_mem (optimiser steps)")
-    ax[0].set_xlabel("weight decay ω"); ax[0].set_title(f"A  Grok time vs weight decay (p = {s['base_p']})")
-    ax[1].set_xlabel("modulus p"); ax[1].set_title(f"B  Grok time vs p (ω = {s['base_weight_decay']:g})")
-    fig.tight_layout()
-    if path is not None: fig.savefig(path, dpi=120)
-    return fig
-
 # %% ../nbs/04_grokking.ipynb #98844c1e
 def _summary_line(r: dict) -> str:
     return (f"epoch {r['epoch']:>5} seed {r['seed']}: train {r['train_acc']:.3f} test {r['test_acc']:.3f}  r_energy {r['r_energy']} "
@@ -674,8 +527,17 @@ def _cli_grok(args) -> int:
                         "--layers": _at_least(1), "--every": _at_least(1), "--save-epochs": _at_least(0), "--threads": _at_least(1),
                         "--fast-after": _at_least(0)})
     out = Path(args.out)
-    torch.set_num_threads(args.threads)
     import matplotlib; matplotlib.use("Agg")
+    with cpu_threads(args.threads, name="--threads"): res = _grok_result(args, out)
+    plot_grok(res, out / "grok.png")
+    last = max(r["epoch"] for r in res["checkpoints"])
+    for r in res["checkpoints"]:
+        if r["epoch"] in (res["grok_epoch"], last): print(_summary_line(r))
+    print(f"grok epoch {res['grok_epoch']}; " + (f"redrew {out / 'grok.png'}" if args.plot_only else f"wrote {out / 'grok.json'} and {out / 'grok.png'}"))
+    return 0
+
+def _grok_result(args, out: Path) -> dict:
+    "The grok.json of `factornb cores grok`: read back (`--plot-only`) or trained and tracked."
     if args.plot_only:
         if not (out / "grok.json").is_file(): raise ValueError(f"--out: no grok.json in {out} to plot (run without --plot-only first)")
         try: res = json.loads((out / "grok.json").read_text())
@@ -686,32 +548,10 @@ def _cli_grok(args) -> int:
         res = grok_run(args.p, args.seeds, args.epochs, args.weight_decay, args.branch_at, args.branch_weight_decay, lr=args.lr,
                        batch_size=None if args.batch_size == 0 else args.batch_size, every=args.every,
                        model_kwargs=dict(n_layers=args.layers), out=out, state=state, save_epochs=args.save_epochs, fast_after=args.fast_after, progress=not args.quiet and sys.stderr.isatty())
-    plot_grok(res, out / "grok.png")
-    last = max(r["epoch"] for r in res["checkpoints"])
-    for r in res["checkpoints"]:
-        if r["epoch"] in (res["grok_epoch"], last): print(_summary_line(r))
-    print(f"grok epoch {res['grok_epoch']}; " + (f"redrew {out / 'grok.png'}" if args.plot_only else f"wrote {out / 'grok.json'} and {out / 'grok.png'}"))
-    return 0
-
-def _cli_grok_law(args) -> int:
-    _check_flags(args, {"--weight-decays": _rate, "--ps": _at_least(3), "--seeds": _at_least(0), "--base-p": _at_least(3),
-                        "--base-weight-decay": _rate, "--lr": _positive, "--batch-size": _batch, "--layers": _at_least(1),
-                        "--d-model": (lambda x: x >= 4 and x % 4 == 0, "a positive multiple of 4 (4 heads)"),
-                        "--max-epochs": _at_least(1), "--stop-after": _at_least(0), "--threads": _at_least(1)})
-    out = Path(args.out)
-    torch.set_num_threads(args.threads)
-    import matplotlib; matplotlib.use("Agg")
-    model = dict(n_layers=args.layers, d_model=args.d_model, n_heads=4, d_mlp=4 * args.d_model)
-    law = grok_law(args.weight_decays, args.ps, args.seeds, args.base_p, args.base_weight_decay, out=out,
-                   progress=not args.quiet and sys.stderr.isatty(), lr=args.lr, batch_size=None if args.batch_size == 0 else args.batch_size,
-                   model_kwargs=model, max_epochs=args.max_epochs, stop_after=args.stop_after)
-    plot_law(law, out / "law.png")
-    for name in ("weight_decay_fit", "p_fit"): print(name, law[name])
-    print(f"wrote {out / 'law.json'} and {out / 'law.png'}")
-    return 0
+    return res
 
 def register_cli(cores_subparsers) -> None:
-    "Add `grok` and `grok-law` to the `factornb cores` group (each leaf sets `func(args) -> int`)."
+    "Add `grok` to the `factornb cores` group (the leaf sets `func(args) -> int`; chapter 04a adds `grok-law`)."
     g = cores_subparsers.add_parser("grok", help="modular addition: grokking, core tracking, clocks, the WD 1 -> 0 branch (chapter 04)")
     g.add_argument("--out", default="runs/cores_grok", help="output folder for grok.json, grok.png and small float16 checkpoints")
     g.add_argument("--p", type=int, default=53, help="modulus (paper: 53)")
@@ -731,19 +571,4 @@ def register_cli(cores_subparsers) -> None:
     g.add_argument("--plot-only", action="store_true", help="only redraw grok.png from an existing grok.json")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=_cli_grok)
-    l = cores_subparsers.add_parser("grok-law", help="grokking delay vs weight decay and vs p, with the power-law and redundancy-law fits (chapter 04)")
-    l.add_argument("--out", default="runs/grok_law", help="output folder for law.json and law.png (finished runs are kept and skipped)")
-    l.add_argument("--weight-decays", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0], help="weight decays of the ω sweep (paper: 0.3 0.5 1 1.5 2 3)")
-    l.add_argument("--ps", type=int, nargs="+", default=[31, 43, 53, 61], help="moduli of the p sweep (paper: 31 43 53 61 79 89 101)")
-    l.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds per setting (paper: 12)")
-    l.add_argument("--base-p", type=int, default=31, help="p of the ω sweep (paper: 53)")
-    l.add_argument("--base-weight-decay", type=float, default=1.0, help="ω of the p sweep (paper: 1.0)")
-    l.add_argument("--lr", type=float, default=1e-2, help="AdamW learning rate (paper: 1e-3)")
-    l.add_argument("--batch-size", type=int, default=0, help="minibatch; 0 = full batch (paper: 512 for the ω sweep, full for the p sweep)")
-    l.add_argument("--layers", type=int, default=1, help="encoder layers (paper: 1)")
-    l.add_argument("--d-model", type=int, default=64, help="width, 4 heads, FFN 4x (paper: 128)")
-    l.add_argument("--max-epochs", type=int, default=5000, help="give up after this many epochs (paper: 20000 / 30000)")
-    l.add_argument("--stop-after", type=int, default=100, help="epochs to train past grokking (paper: 100)")
-    l.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    l.add_argument("--quiet", action="store_true", help="no progress bar")
-    l.set_defaults(func=_cli_grok_law)
+

@@ -6,9 +6,8 @@ import pytest
 import torch
 
 from factornb.grokking import (modular_addition_data, grok_config, GrokTrainer, core_dimensions, class_means, fit_shift_operator,
-                               rotational_modes, checkpoint_epochs, grok_epoch, grok_run, fit_power_law, fit_redundancy_law,
-                               redundancy_law, grok_time, register_cli, core_layer, last_position_states, GrokTimes, grok_law,
-                               load_weights, last_position_logits, analyse_model, clock)
+                               rotational_modes, checkpoint_epochs, grok_epoch, grok_run, register_cli, core_layer,
+                               last_position_states, load_weights, last_position_logits, analyse_model, clock)
 from factornb.ace import readout_rank_scan, rank_scan, core_basis, activity_matrix, relevance_matrix
 from factornb.models import Transformer
 
@@ -50,8 +49,6 @@ def test_bad_epochs_and_branch(tmp_path):
 
 
 def test_bad_fits():
-    with pytest.raises(ValueError, match="positive"): fit_power_law([1, 2, 3], [1, -1, 2])
-    with pytest.raises(ValueError, match="distinct"): fit_power_law([1, 1, 1], [1, 2, 3])
     with pytest.raises(ValueError, match="answers"): class_means(np.zeros((4, 2)), [0, 0, 1, 1], 3)
 
 
@@ -134,14 +131,6 @@ def test_checkpoint_cadence_and_grok_epoch():
     assert len(c) == 57 and c[:3] == [0, 100, 200] and c[20] == 2000 and c[21] == 2500 and c[-1] == 20_000   # the authors' cadence: every 100 to 2000, then every 500
     recs = [{"epoch": e, "test_acc": a} for e, a in [(0, .1), (0, .2), (100, .995), (100, .98), (200, .99), (200, 1.0)]]
     assert grok_epoch(recs) == 200
-
-
-def test_fits_recover_planted_laws():
-    w = np.repeat([0.5, 1, 2, 4], 3); tau = 500 * w ** -1.0 * np.exp(np.random.default_rng(0).normal(0, 0.05, len(w)))
-    f = fit_power_law(w, tau)
-    assert f["ci"][0] < -1 < f["ci"][1] and abs(f["exponent"] + 1) < 0.1
-    p = np.array([31, 43, 53, 61, 79]); f2 = fit_redundancy_law(p, redundancy_law(p, 300.0, 20.0))
-    assert f2["omega"] == pytest.approx(300, rel=1e-3) and f2["p_crit"] == pytest.approx(20, rel=1e-3) and f2["r2"] > 0.999999
 
 
 def test_resume_is_bit_exact(tmp_path):
@@ -262,60 +251,6 @@ def test_state_behind_its_grok_json_keeps_the_rows_ahead(tmp_path):
     d = grok_run(epochs=8, out=tmp_path / "c", state=tmp_path / "d.pt", **{**_RUN, "lr": 2e-3})
     assert max(r["epoch"] for r in d["checkpoints"]) == 8
 
-# --- tau detection on scripted accuracies ----------------------------------------------------------------
-def _scripted(train, test):
-    "A GrokTimes fed step by step from two accuracy lists; also records which accuracies it asked for."
-    asked = []; t = GrokTimes()
-    for i, (a, b) in enumerate(zip(train, test), 1):
-        t.update(lambda a=a, i=i: asked.append(("train", i)) or a, lambda b=b, i=i: asked.append(("test", i)) or b)
-    return t, asked
-
-
-def test_grok_times_exact_on_a_scripted_run():
-    t, asked = _scripted([0.1, 0.5, 0.98, 0.99, 1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.1, 0.4, 0.8, 0.989, 0.99, 1.0])
-    assert (t.tau_mem, t.tau_grok, t.delay, t.steps) == (4, 7, 3, 8)       # >= 0.99 counts, 0.989 does not
-    # train accuracy is evaluated until memorised, test accuracy until grokked, nothing after
-    assert [i for k, i in asked if k == "train"] == [1, 2, 3, 4] and [i for k, i in asked if k == "test"] == [1, 2, 3, 4, 5, 6, 7]
-
-
-@pytest.mark.parametrize("train,test,expected", [
-    ([0.5, 1.0, 1.0, 1.0], [0.0, 0.1, 0.2, 0.3], (2, None, None)),          # memorises, never groks
-    ([0.5, 0.6, 0.7, 0.8], [0.0, 0.1, 0.2, 0.3], (None, None, None)),       # never memorises
-    ([0.5, 1.0, 1.0, 1.0], [0.0, 1.0, 1.0, 1.0], (2, 2, None)),             # both at the same step: no delay
-    ([0.5, 0.6, 0.7, 1.0], [0.0, 1.0, 1.0, 1.0], (None, 2, None)),          # generalises first: memorising is then never measured
-    ([1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.995], (1, 4, 3)),              # memorised at the first step
-])
-def test_grok_times_edge_cases(train, test, expected):
-    t, _ = _scripted(train, test)
-    assert (t.tau_mem, t.tau_grok, t.delay) == expected and t.steps == 4
-
-
-def test_grok_time_reads_accuracy_after_every_step(monkeypatch):
-    # grok_time end to end, with `accuracy` scripted: the k-th train (test) evaluation returns train[k] (test[k]); step k of
-    # the run is the k-th evaluation of each set while that set is still evaluated. p = 7: 24 training pairs, batch 8 ->
-    # 3 optimiser steps per epoch
-    import factornb.grokking as g
-    train = [0.2, 0.5, 0.9, 0.995, 1.0]; test = [0.0] * 9 + [0.99, 0.3]
-    n = {"train": 0, "test": 0}
-    def fake(model, x, y, batch_size=4096):
-        k = "train" if len(x) == 24 else "test"; n[k] += 1
-        seq = train if k == "train" else test
-        return seq[min(n[k], len(seq)) - 1]
-    monkeypatch.setattr(g, "accuracy", fake)
-    r = g.grok_time(p=7, seed=0, batch_size=8, max_epochs=50, stop_after=2, model_kwargs=dict(n_layers=1, d_model=16, n_heads=4, d_mlp=32))
-    assert (r["tau_mem"], r["tau_grok"], r["delay"]) == (4, 10, 6)
-    # grokked in step 10 = the first step of the 4th pass (epoch 3); stops 2 epochs later, after pass 6 = 18 steps
-    assert r["steps"] == 18 and n == {"train": 4, "test": 11}                 # 10 while not grokked, then the final accuracy only
-    never = g.grok_time(p=7, seed=0, batch_size=8, max_epochs=3, model_kwargs=dict(n_layers=1, d_model=16, n_heads=4, d_mlp=32))
-    assert (never["tau_grok"], never["delay"], never["steps"]) == (None, None, 9)
-
-
-def test_grok_time_bad_input():
-    with pytest.raises(ValueError, match="stop_after"): grok_time(p=7, stop_after=-1)
-    with pytest.raises(ValueError, match="max_epochs"): grok_time(p=7, max_epochs=0)
-    with pytest.raises(ValueError, match="threshold"): grok_time(p=7, threshold=0)
-
-
 # --- one checkpoint format, atomic writes ---------------------------------------------------------------
 def test_grok_run_weights_are_project_checkpoints(tmp_path):
     from factornb.train import read_checkpoint, load_checkpoint
@@ -344,18 +279,6 @@ def test_bad_state_file_is_a_value_error(tmp_path):
     with pytest.raises(ValueError, match="state: .* is not a grok-run state"): grok_run(state=tmp_path / "t.pt", **kw)
 
 
-def test_grok_law_resumes_only_its_own_settings(tmp_path):
-    kw = dict(weight_decays=[1.0], ps=[7], seeds=[0], base_p=7, out=tmp_path, batch_size=None,
-              model_kwargs=dict(n_layers=1, d_model=16, n_heads=4, d_mlp=32), max_epochs=3, stop_after=0)
-    a = grok_law(**kw)
-    assert json.loads((tmp_path / "law.json").read_text())["runs"] == a["runs"] and not list(tmp_path.glob("*.tmp"))
-    b = grok_law(**kw)                                            # resumed: nothing left to run, the same rows
-    assert b["runs"] == a["runs"]
-    with pytest.raises(ValueError, match="out: .* other run settings"): grok_law(**{**kw, "max_epochs": 4})
-    (tmp_path / "law.json").write_text('{"runs": [')
-    with pytest.raises(ValueError, match="out: .* not a readable law.json"): grok_law(**kw)
-
-
 # --- CLI -----------------------------------------------------------------------------------------------
 def test_cli_grok_writes_json_and_png(tmp_path):
     ap = argparse.ArgumentParser(); sub = ap.add_subparsers(dest="cmd"); register_cli(sub)
@@ -378,11 +301,6 @@ def test_cli_grok_writes_json_and_png(tmp_path):
     (["grok", "--weight-decay", "-1"], "--weight-decay"), (["grok", "--branch-weight-decay", "nan"], "--branch-weight-decay"),
     (["grok", "--branch-at", "-100"], "--branch-at"), (["grok", "--fast-after", "-1"], "--fast-after"), (["grok", "--lr", "0"], "--lr"), (["grok", "--batch-size", "-3"], "--batch-size"),
     (["grok", "--layers", "0"], "--layers"), (["grok", "--save-epochs", "-100"], "--save-epochs"), (["grok", "--threads", "0"], "--threads"),
-    (["grok-law", "--weight-decays", "1", "-0.5"], "--weight-decays"), (["grok-law", "--ps", "31", "2"], "--ps"),
-    (["grok-law", "--base-p", "1"], "--base-p"), (["grok-law", "--lr", "0"], "--lr"), (["grok-law", "--d-model", "30"], "--d-model"),
-    (["grok-law", "--d-model", "0"], "--d-model"), (["grok-law", "--max-epochs", "0"], "--max-epochs"),
-    (["grok-law", "--stop-after", "-1"], "--stop-after"), (["grok-law", "--threads", "0"], "--threads"),
-    (["grok-law", "--batch-size", "-1"], "--batch-size"), (["grok-law", "--layers", "0"], "--layers"),
 ])
 def test_cli_bad_input_exits_2_naming_the_flag(argv, flag, tmp_path, capsys):
     from factornb.cli import main
