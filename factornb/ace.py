@@ -4,13 +4,14 @@
 
 # %% ../nbs/03_ace.ipynb #c729e3e4
 from __future__ import annotations
-import argparse, itertools, json, math, time
-from dataclasses import dataclass, field
+import itertools, json, time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 import numpy as np
 import torch
 from torch import nn
+from .models import cpu_threads         # chapter 02a: torch and BLAS threads for a block
 from .ghmm import markov_chain, _as_matrix   # chapter 00: finite float64 (N, D) arrays, or an error naming the argument
 
 # %% auto #0
@@ -385,7 +386,7 @@ def plot_markov(summary: dict, path=None):
         im = a.imshow(m, vmin=0, vmax=1, cmap="viridis")
         for i in range(k):
             for j in range(k): a.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", color="w" if m[i, j] < .6 else "k")
-        a.set_xticks(range(k), labels, fontsize=7); a.set_yticks(range(k), labels, fontsize=7); a.set_title(title, fontsize=9)
+        a.set_xticks(range(k), labels, fontsize=8); a.set_yticks(range(k), labels, fontsize=8); a.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax[3], fraction=0.046)
     names = ["full", "core_only", "core_removed"]
     vals = [[summary["optimal"]]] + [[summary["seeds"][s]["accuracies"][n] for s in seeds] for n in names] + [[summary["chance"]]]
@@ -400,7 +401,7 @@ def plot_markov(summary: dict, path=None):
     for i, s in enumerate(seeds):
         ev = np.array(summary["seeds"][s]["eigenvalues"])
         a.scatter(ev[:, 0], ev[:, 1], marker="x", s=40, color=f"C{3 + i}", label=f"core of M{i + 1}", zorder=4)
-    a.set_aspect("equal"); a.set_xlabel("Re λ"); a.set_ylabel("Im λ"); a.legend(fontsize=7, loc="lower left")
+    a.set_aspect("equal"); a.set_xlabel(r"Re $\lambda$"); a.set_ylabel(r"Im $\lambda$"); a.legend(fontsize=8, loc="lower left")
     a.set_title("E  Core recovers Markov spectrum", fontsize=9)
     fig.tight_layout()
     if path is not None: fig.savefig(path, dpi=150)
@@ -408,10 +409,11 @@ def plot_markov(summary: dict, path=None):
 
 # %% ../nbs/03_ace.ipynb #d8536168
 def _cli_markov(args) -> int:
-    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-    if args.threads < 1: raise ValueError(f"--threads: expected an integer >= 1, got {args.threads}")
-    torch.set_num_threads(args.threads)
-    summary, details = markov_experiment(args.seeds, epochs=args.epochs, n_train=args.n_train, n_test=args.n_test, progress=not args.quiet)
+    "`factornb cores markov`: train and analyse the seeds, write markov.json, markov.png and the checkpoints to `--out`."
+    with cpu_threads(args.threads, name="--threads"):           # a count below 1: ValueError naming --threads, before any work
+        out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+        summary, details = markov_experiment(args.seeds, epochs=args.epochs, n_train=args.n_train, n_test=args.n_test,
+                                             progress=not args.quiet)
     (out / "markov.json").write_text(json.dumps(summary, indent=1))
     from factornb.train import save_checkpoint
     for s, model in details["models"].items(): save_checkpoint(out / f"model_seed{s}.pt", model)   # ~0.2 MB each: the chapter re-measures them

@@ -9,15 +9,15 @@ import torch
 from torch import nn
 from .geometry import cumulative_explained_variance, dims_at, fit_belief_regression, subspace_overlap, unique_prefixes
 from .activations import run_with_cache
-from .train import (TrainConfig, train, checkpoint_schedule, inputs_and_labels, uses_bos, SCALES, experiment_process,
+from .train import (TrainConfig, train, checkpoint_schedule, inputs_and_labels, uses_bos, experiment_process,
                             experiment_model, _scale)
 
 
 # %% auto #0
-__all__ = ['last_layer', 'layer_activations', 'analysis_inputs', 'prefix_data', 'belief_geometry', 'vary_one_subspaces',
-           'subspace_overlaps', 'pooled_dims95', 'run_experiment', 'summarize', 'run_named', 'init_overlap_band',
-           'summary_line', 'residual_layers', 'plot_belief_grid', 'plot_training_geometry', 'plot_orthogonality',
-           'plot_noise', 'additive_embedding_fit']
+__all__ = ['last_layer', 'layer_activations', 'analysis_inputs', 'prefix_data', 'residual_layers', 'belief_geometry',
+           'vary_one_subspaces', 'subspace_overlaps', 'pooled_dims95', 'run_experiment', 'summarize', 'summary_line',
+           'run_named', 'plot_belief_grid', 'plot_training_geometry', 'additive_embedding_fit', 'init_overlap_band',
+           'plot_orthogonality', 'plot_noise']
 
 # %% ../nbs/02d_reading_factors.ipynb #3c8c9de9
 def last_layer(model: nn.Module) -> str:
@@ -49,6 +49,12 @@ def prefix_data(model: nn.Module, process, tokens, layer: str | None = None, joi
     beliefs = [np.asarray(b)[rows, lengths - 1] for b in process.factor_predictive_vectors(tokens)]
     J = np.asarray(process.joint_predictive_vectors(tokens))[rows, lengths - 1] if joint else None
     return dict(X=X, beliefs=beliefs, joint=J, layer=layer)
+
+def residual_layers(model: nn.Module) -> list[str]:
+    "The residual-stream (transformers) or hidden-state (recurrent) layers, input side first."
+    n = model.config.n_layers
+    if uses_bos(model): return ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post" for l in range(n)]
+    return ["embed"] + [f"rnn.{l}.hidden" for l in range(n)]
 
 # %% ../nbs/02d_reading_factors.ipynb #1812533e
 def belief_geometry(model: nn.Module, process, tokens, layer: str | None = None, references: bool = False,
@@ -147,6 +153,13 @@ def summarize(result: dict) -> dict:
                            for s, v in sorted(result["vary_one"].items())}
     return out
 
+def summary_line(s: dict) -> str:
+    "One line of a `summarize` result: loss against the optimal, dims@95 against the references, per-factor R², dims@95 over training."
+    return (f"loss {s['final_loss']:.4f} (optimal {s['optimal_loss']:.4f}); dims@95 {s['dims95']} (Factored {s['factored_dims95']}, "
+            f"Joint {s['joint_dims95']}); per-factor R² {', '.join(f'{v:.3f}' for v in s['per_factor_r2'])}; "
+            f"dims@95 over training {', '.join(f'{st}: {d}' for st, d in s['dims95_history'])}")
+
+
 # %% ../nbs/02d_reading_factors.ipynb #80d8101e
 def run_named(experiment: str = "independent", arch: str = "transformer", eps: float = 0.0, scale: str = "cpu",
               steps: int | None = None, batch_size: int | None = None, device: str = "auto", seed: int = 77,
@@ -169,30 +182,6 @@ def run_named(experiment: str = "independent", arch: str = "transformer", eps: f
                          pooled=experiment == "noise")
     res.update(experiment=experiment, arch=arch, eps=eps, scale=scale, process=process, model=model)
     return res
-
-# %% ../nbs/02d_reading_factors.ipynb #32036728
-def init_overlap_band(experiment: str = "independent", scale: str = "cpu", seeds=None, k_max: int = 20, **sizes) -> np.ndarray:
-    "Pair-averaged vary-one overlap vs k (k_max, len(seeds)) of untrained transformers with weight seeds `seeds` (`sizes`: as `experiment_model`)."
-    sc = _scale(scale); process = experiment_process(experiment, 0.0, scale)
-    seeds = sc["init_seeds"] if seeds is None else seeds
-    return np.stack([subspace_overlaps(vary_one_subspaces(experiment_model("transformer", process, scale, seed=s, **sizes), process,
-                                                           sc["n_frozen"], sc["n_vary"], seed=42)["bases"], k_max).mean(1)
-                     for s in seeds], axis=1)
-
-# %% ../nbs/02d_reading_factors.ipynb #ab07771e
-def summary_line(s: dict) -> str:
-    "One line of a `summarize` result: loss against the optimal, dims@95 against the references, per-factor R², dims@95 over training."
-    return (f"loss {s['final_loss']:.4f} (optimal {s['optimal_loss']:.4f}); dims@95 {s['dims95']} (Factored {s['factored_dims95']}, "
-            f"Joint {s['joint_dims95']}); per-factor R² {', '.join(f'{v:.3f}' for v in s['per_factor_r2'])}; "
-            f"dims@95 over training {', '.join(f'{st}: {d}' for st, d in s['dims95_history'])}")
-
-
-# %% ../nbs/02d_reading_factors.ipynb #4f6a059b
-def residual_layers(model: nn.Module) -> list[str]:
-    "The residual-stream (transformers) or hidden-state (recurrent) layers, input side first."
-    n = model.config.n_layers
-    if uses_bos(model): return ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post" for l in range(n)]
-    return ["embed"] + [f"rnn.{l}.hidden" for l in range(n)]
 
 # %% ../nbs/02d_reading_factors.ipynb #c6240181
 def plot_belief_grid(result: dict, max_points: int = 3000, title: str = ""):
@@ -239,6 +228,31 @@ def plot_training_geometry(result: dict, title: str = ""):
     ax[3].set(xlabel="Training step", ylabel="Cross-entropy (nats)", title="Loss"); ax[3].legend()
     fig.suptitle(title or f"{result['experiment']} ({result['arch']}, {result['scale']} scale)"); fig.tight_layout(); return fig
 
+# %% ../nbs/02d_reading_factors.ipynb #474e6ec1
+def additive_embedding_fit(W_E, process) -> dict:
+    """Fit each composite token's embedding `W_E[x]` (rows 0..vocab-1 of (vocab(+BOS), d)) as `b + sum_n A_n[x_n]`, one
+    embedding per factor token, by least squares. Returns R² of the fit (1: exactly additive; a random embedding gives about
+    (sum_n (V_n - 1) + 1) / vocab), the per-factor embeddings `A` (centred, (V_n, d) each) and their row-space `bases`
+    ((V_n - 1, d) each, ordered by singular value)."""
+    W = np.asarray(W_E, dtype=np.float64)[:process.vocab_size]
+    ft = process.factor_tokens(np.arange(process.vocab_size)[None])
+    X = np.concatenate([np.eye(f.vocab_size)[t[0]] for f, t in zip(process.factors, ft)], 1)     # (vocab, sum V_n) one-hot
+    coef = np.linalg.lstsq(X, W, rcond=None)[0]
+    r2 = 1 - ((W - X @ coef) ** 2).sum() / ((W - W.mean(0)) ** 2).sum()
+    ends = np.cumsum([f.vocab_size for f in process.factors])
+    A = [coef[e - f.vocab_size:e] - coef[e - f.vocab_size:e].mean(0) for f, e in zip(process.factors, ends)]
+    return dict(r2=float(r2), A=A, bases=[np.linalg.svd(a, full_matrices=False)[2][:len(a) - 1] for a in A])
+
+
+# %% ../nbs/02d_reading_factors.ipynb #32036728
+def init_overlap_band(experiment: str = "independent", scale: str = "cpu", seeds=None, k_max: int = 20, **sizes) -> np.ndarray:
+    "Pair-averaged vary-one overlap vs k (k_max, len(seeds)) of untrained transformers with weight seeds `seeds` (`sizes`: as `experiment_model`)."
+    sc = _scale(scale); process = experiment_process(experiment, 0.0, scale)
+    seeds = sc["init_seeds"] if seeds is None else seeds
+    return np.stack([subspace_overlaps(vary_one_subspaces(experiment_model("transformer", process, scale, seed=s, **sizes), process,
+                                                           sc["n_frozen"], sc["n_vary"], seed=42)["bases"], k_max).mean(1)
+                     for s in seeds], axis=1)
+
 # %% ../nbs/02d_reading_factors.ipynb #8b722a3a
 def plot_orthogonality(result: dict, band: np.ndarray | None = None, title: str = ""):
     "Fig. 3: per-factor vary-one dims@95 (stacked) and union at each measured step; pair-mean overlap vs k (log-log)."
@@ -277,19 +291,3 @@ def plot_noise(results: dict, title: str = ""):
               ylabel="dims@95, all positions pooled (5000 seqs)" if pooled else "dims@95 (unique prefixes)"); ax[0].legend(fontsize=8)
     ax[1].set(xlabel="Training step", ylabel="Cross-entropy (nats)", title="Loss"); ax[1].legend(fontsize=8)
     fig.suptitle(title); fig.tight_layout(); return fig
-
-# %% ../nbs/02d_reading_factors.ipynb #474e6ec1
-def additive_embedding_fit(W_E, process) -> dict:
-    """Fit each composite token's embedding `W_E[x]` (rows 0..vocab-1 of (vocab(+BOS), d)) as `b + sum_n A_n[x_n]`, one
-    embedding per factor token, by least squares. Returns R² of the fit (1: exactly additive; a random embedding gives about
-    (sum_n (V_n - 1) + 1) / vocab), the per-factor embeddings `A` (centred, (V_n, d) each) and their row-space `bases`
-    ((V_n - 1, d) each, ordered by singular value)."""
-    W = np.asarray(W_E, dtype=np.float64)[:process.vocab_size]
-    ft = process.factor_tokens(np.arange(process.vocab_size)[None])
-    X = np.concatenate([np.eye(f.vocab_size)[t[0]] for f, t in zip(process.factors, ft)], 1)     # (vocab, sum V_n) one-hot
-    coef = np.linalg.lstsq(X, W, rcond=None)[0]
-    r2 = 1 - ((W - X @ coef) ** 2).sum() / ((W - W.mean(0)) ** 2).sum()
-    ends = np.cumsum([f.vocab_size for f in process.factors])
-    A = [coef[e - f.vocab_size:e] - coef[e - f.vocab_size:e].mean(0) for f, e in zip(process.factors, ends)]
-    return dict(r2=float(r2), A=A, bases=[np.linalg.svd(a, full_matrices=False)[2][:len(a) - 1] for a in A])
-

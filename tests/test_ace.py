@@ -209,3 +209,16 @@ def test_cli_markov(tmp_path):
     xte, yte = markov_dataset(cyclic_chain(), 32, 32, seed=999)
     model = load_checkpoint(tmp_path / "model_seed0.pt")
     assert next_token_accuracy(model, xte, yte) == pytest.approx(s["accuracies"]["full"], abs=1e-12)
+
+
+def test_cli_markov_threads_restored_and_bad_count_refused(tmp_path, capsys):
+    from factornb.cli import main
+    before = torch.get_num_threads()
+    out = tmp_path / "run"
+    assert main(["cores", "markov", "--threads", "0", "--out", str(out)]) == 2          # one line on stderr, exit 2 ...
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--threads" in err[0], err
+    assert not out.exists()                                                            # ... before any work
+    assert main(["cores", "markov", "--threads", "2", "--seeds", "0", "--out", str(out), "--epochs", "1",
+                 "--n-train", "16", "--n-test", "8", "--quiet"]) == 0
+    assert (out / "markov.json").exists() and torch.get_num_threads() == before        # cpu_threads restores the setting
