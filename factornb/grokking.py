@@ -18,8 +18,8 @@ from .train import save_checkpoint, load_checkpoint, write_json_atomic
 from .ace import activity_matrix, relevance_matrix, core_basis, energy_rank, readout_rank_scan, necessary_rank, sufficient_rank
 
 # %% auto #0
-__all__ = ['plot_grok', 'ModularData', 'modular_addition_data', 'grok_config', 'core_layer', 'accuracy', 'last_position_logits',
-           'GrokTrainer', 'last_position_states', 'core_dimensions', 'class_means', 'ShiftOperator',
+__all__ = ['plot_grok', 'ModularData', 'modular_addition_data', 'grok_config', 'core_layer', 'last_position_logits',
+           'GrokTrainer', 'accuracy', 'last_position_states', 'core_dimensions', 'class_means', 'ShiftOperator',
            'fit_shift_operator', 'rotational_modes', 'clock', 'plot_clock', 'embedding_frequency_power',
            'key_frequencies', 'analyse_model', 'checkpoint_epochs', 'grok_epoch', 'load_weights', 'grok_run',
            'register_cli']
@@ -109,13 +109,6 @@ def core_layer(model: nn.Module) -> str:
     "Hook name of the last layer's output (layer 2 of the paper's model): the activation that feeds the unembedding."
     return f"blocks.{model.config.n_layers - 1}.hook_resid_post"
 
-@torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> float:
-    "Last-position argmax accuracy in eval mode."
-    was = model.training; model.eval()
-    try: correct = sum((model(x[i:i + batch_size])[:, -1].argmax(-1) == y[i:i + batch_size]).sum().item() for i in range(0, len(x), batch_size))
-    finally: model.train(was)
-    return correct / len(y)
 
 # %% ../nbs/04_grokking.ipynb #a1f2faff
 def _rng_state(seed: int) -> torch.Tensor:
@@ -223,6 +216,21 @@ class GrokTrainer:
         else:
             for o, s in zip(t.optimizers, state["optimizers"]): o.load_state_dict(s)
         return t
+
+# %% ../nbs/04_grokking.ipynb #acc04001
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> float:
+    """Last-position argmax accuracy in eval mode. The grokking model's logits come from `last_position_logits` (its
+    eval-mode output, computed without the last layer's unread first position: half the cost of `model(x)`); any
+    other model's from `model(x)[:, -1]`."""
+    cfg = getattr(model, "config", None)
+    fast = getattr(cfg, "norm", None) == "post" and getattr(cfg, "final_ln", True) is False
+    logits = last_position_logits if fast else (lambda m, t: m(t)[:, -1])
+    was = model.training; model.eval()
+    try: correct = sum((logits(model, x[i:i + batch_size]).argmax(-1) == y[i:i + batch_size]).sum().item() for i in range(0, len(x), batch_size))
+    finally: model.train(was)
+    return correct / len(y)
+
 
 # %% ../nbs/04_grokking.ipynb #6e17eed9
 @torch.no_grad()
