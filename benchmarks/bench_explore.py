@@ -6,7 +6,7 @@ import matplotlib; matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 from threadpoolctl import threadpool_limits
-from factornb import explore as ex
+from factornb import explore as ex, explore_processes as ep
 
 def timed(fn, **kw):
     "Seconds for fn(**kw) plus rendering the figure (Agg), and the figure closed."
@@ -27,9 +27,9 @@ if __name__ == "__main__":
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (timings scale with the load)")
     torch.set_num_threads(1)
     with threadpool_limits(1):
-        bench("00 ghmm", ex.ghmm_explorer_figure, {},
+        bench("00 ghmm", ep.ghmm_explorer_figure, {},
               [dict(x=0.05 + 0.01 * i) for i in range(5)] + [dict()] * 3)
-        bench("01 geometry", ex.geometry_explorer_figure, {},
+        bench("01 geometry", ep.geometry_explorer_figure, {},
               [dict(eps=e) for e in (0.0, 0.05, 0.1)] + [dict(chain=True), dict(n_bloch=0)] + [dict()] * 3)
         t = time.perf_counter(); snap = ex.tiny_training_run()["snapshots"]
         print(f"02c tiny training run (cached once per process): {time.perf_counter() - t:.2f} s")

@@ -193,7 +193,7 @@ def reflect(basis, mean=None, strength: float = 1.0, positions: Sequence[int] | 
 
 def steer(vector, scale: float = 1.0, positions: Sequence[int] | None = None) -> Intervention:
     "Hook h -> h + scale * vector."
-    v = _as_matrix(vector, "vector")
+    v = _as_columns(vector, "vector")
     if v.shape[1] != 1: raise ValueError(f"vector: expected a (d,) vector, got shape {tuple(torch.as_tensor(vector).shape)}")
     vc, s = _Linear(v[:, 0], "vector"), float(scale)
     return Intervention(lambda h: h + s * vc.on(h), positions, "steer")
@@ -206,15 +206,16 @@ def load_gpt2(name_or_path: str = "gpt2", device: str = "cpu") -> nn.Module:
 # %% ../nbs/02b_activations.ipynb #9d661be3
 from .ghmm import _as_float_array
 
-def _as_matrix(value, name: str) -> torch.Tensor:
-    "A (d, r) basis (r = 0 allowed) or a (d,) direction, as (d, 1), checked finite by chapter 00's validator: float64 on the CPU."
+def _as_columns(value, name: str) -> torch.Tensor:
+    """A (d, r) basis (r = 0 allowed) or a (d,) direction as (d, 1): columns, checked finite by chapter 00's validator, a
+    float64 torch tensor on the CPU. (Chapter 00's `_as_matrix` is another contract: numpy rows (N, D), N and D >= 1.)"""
     arr = _as_float_array(value, name)
     if arr.ndim == 1: arr = arr[:, None]
     if arr.ndim != 2: raise ValueError(f"{name}: expected a (d, r) basis or a (d,) direction, got shape {arr.shape}")
     return torch.from_numpy(arr)
 
 def _orthonormal_basis(basis, name: str = "basis", atol: float = 1e-4) -> torch.Tensor:
-    Q = _as_matrix(basis, name)
+    Q = _as_columns(basis, name)
     if Q.shape[1] > Q.shape[0]: raise ValueError(f"{name}: rank {Q.shape[1]} exceeds the width {Q.shape[0]}")
     err = (Q.T.double() @ Q.double() - torch.eye(Q.shape[1], dtype=torch.float64)).abs().max().item() if Q.shape[1] else 0.0
     if err > atol: raise ValueError(f"{name}: columns are not orthonormal (max |QᵀQ - I| = {err:.2e}); orthonormalise with torch.linalg.qr")
@@ -232,7 +233,7 @@ class _Linear:
 
 def _centre(mean, Q) -> _Linear | None:
     if mean is None: return None
-    mu = _as_matrix(mean, "mean")
+    mu = _as_columns(mean, "mean")
     if mu.shape[1] != 1: raise ValueError(f"mean: expected a (d,) vector, got shape {tuple(torch.as_tensor(mean).shape)}")
     if mu.shape[0] != Q.shape[0]: raise ValueError(f"mean: width {mu.shape[0]} does not match the basis width {Q.shape[0]}")
     return _Linear(mu[:, 0], "mean")

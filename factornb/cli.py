@@ -395,10 +395,10 @@ def _parser(chapters: bool = True) -> argparse.ArgumentParser:
                    "or holds an error or an output on stderr")
     e.set_defaults(func=_cli_execute)
     if chapters:
-        from factornb import paper1, ace, grokking, agreement
+        from factornb import paper1, ace, grokking, groklaw, agreement
         paper1.register_cli(sub)
-        cores = ace.register_cli(sub)   # `factornb cores ...`: chapter 03 makes the group, chapters 04 and 05 add to it
-        for chapter in (grokking, agreement): chapter.register_cli(cores)
+        cores = ace.register_cli(sub)   # `factornb cores ...`: chapter 03 makes the group, chapters 04, 04a and 05 add to it
+        for chapter in (grokking, groklaw, agreement): chapter.register_cli(cores)
     return p
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,13 +8,11 @@ import functools, json, math, os
 from pathlib import Path
 import numpy as np
 import matplotlib.pyplot as plt
-from .ghmm import mess3, bloch_walk, simplex_coordinates, _entropy
-from .geometry import (cumulative_explained_variance, dims_at, unique_prefixes, principal_angles,
-                               random_overlap_baseline)
+from .ghmm import mess3
+from .geometry import principal_angles, random_overlap_baseline
 
 # %% auto #0
-__all__ = ['RESULTS_ENV', 'AGREEMENT_EXPLORER_SENTENCES', 'explorer_widget', 'show_explorer', 'ghmm_explorer_figure',
-           'ghmm_controls', 'explorer_process', 'geometry_explorer_figure', 'geometry_controls', 'training_snapshots',
+__all__ = ['RESULTS_ENV', 'AGREEMENT_EXPLORER_SENTENCES', 'explorer_widget', 'show_explorer', 'training_snapshots',
            'snapshots_from_models', 'tiny_training_run', 'training_explorer_figure', 'training_controls',
            'AceExplorerData', 'small_markov_models', 'ace_explorer_figure', 'ace_controls', 'results_dir',
            'GrokExplorerData', 'grok_explorer_data', 'grok_explorer_figure', 'grok_controls', 'AgreementExplorerData',
@@ -66,124 +64,6 @@ def show_explorer(figure_fn, controls: dict, **fixed):
     fig = figure_fn(**fixed, **{k: c.value for k, c in controls.items()})
     plt.show()
     return fig
-
-# %% ../nbs/91_explore.ipynb #fa0b9bf7
-@functools.lru_cache(maxsize=128)
-def _ghmm_level(kind: str, p: float, q: float, depth: int) -> tuple:
-    "(beliefs, probabilities, next-token entropy per belief, optimal loss at positions 0..depth) of mess3(p, q) or bloch_walk(p, q)."
-    g = mess3(p, q) if kind == "mess3" else bloch_walk(p, q)
-    beliefs, probs = g.mixed_state_presentation(depth)
-    out = (beliefs, probs, _entropy(g.next_token_probs(beliefs)), g.optimal_loss(depth + 1))
-    for a in out: a.setflags(write=False)
-    return out
-
-def ghmm_explorer_figure(x: float = 0.05, a: float = 0.85, alpha: float = 1.0, beta: float = 3.0, depth: int = 7):
-    "Mess3(x, a) and Bloch walk(alpha, beta): belief sets after `depth` tokens (colour: next-token entropy) and the optimal loss per position."
-    x, a = _number(x, "x", 0, 0.5), _number(a, "a", 0, 1)
-    if x == 0: raise ValueError("x: expected a number in (0, 0.5]: with x = 0 the states never mix and the belief has no unique stationary start")
-    alpha, beta = _number(alpha, "alpha"), _number(beta, "beta")
-    if alpha == 0 and beta == 0: raise ValueError("alpha, beta: expected not both zero")
-    depth = _integer(depth, "depth", 0, 8)
-    m_b, m_p, m_h, m_loss = _ghmm_level("mess3", x, a, depth)
-    b_b, b_p, b_h, b_loss = _ghmm_level("bloch", alpha, beta, depth)
-    fig, ax = plt.subplots(1, 3, figsize=(13, 4))
-    xy = simplex_coordinates(m_b)
-    sc = ax[0].scatter(xy[:, 0], xy[:, 1], s=1.5, c=m_h, cmap="viridis", vmin=0, vmax=math.log(3))
-    ax[0].plot([0, 1, 0.5, 0], [0, 0, math.sqrt(3) / 2, 0], c="grey", lw=0.8)
-    ax[0].set(title=f"Mess3(x={x:.2f}, a={a:.2f})\n{len(m_b)} beliefs after {depth} tokens", xlabel="simplex x", ylabel="simplex y", aspect="equal")
-    fig.colorbar(sc, ax=ax[0], fraction=0.046, label="next-token entropy (nats)")
-    sc2 = ax[1].scatter(b_b[:, 1], b_b[:, 2], s=1.5, c=b_h, cmap="viridis", vmin=0, vmax=math.log(4))
-    t = np.linspace(0, 2 * np.pi, 200); ax[1].plot(np.cos(t) / 3, np.sin(t) / 3, c="grey", lw=0.8)
-    ax[1].set(title=f"Bloch walk(α={alpha:.2f}, β={beta:.2f})\n{len(b_b)} beliefs after {depth} tokens", xlabel="u (belief coordinate 2)", ylabel="v (belief coordinate 3)", aspect="equal")
-    fig.colorbar(sc2, ax=ax[1], fraction=0.046, label="next-token entropy (nats)")
-    pos = np.arange(depth + 1)
-    ax[2].plot(pos, m_loss, "o-", label=f"Mess3: {m_loss[-1]:.4f} at t={depth}")
-    ax[2].plot(pos, b_loss, "s-", label=f"Bloch walk: {b_loss[-1]:.4f} at t={depth}")
-    ax[2].set(xlabel="position t (tokens seen)", ylabel="optimal loss H(X_{t+1} | X_{1:t}) (nats)", title="Bayes-optimal loss per position")
-    ax[2].legend(fontsize=8)
-    fig.subplots_adjust(left=0.05, right=0.97, bottom=0.13, top=0.86, wspace=0.45)   # fixed layout: tight_layout would cost a draw
-    fig.explorer_data = dict(mess3_beliefs=m_b, mess3_probs=m_p, mess3_entropy=m_h, mess3_loss=m_loss,
-                             bloch_beliefs=b_b, bloch_probs=b_p, bloch_entropy=b_h, bloch_loss=b_loss)
-    return fig
-
-def ghmm_controls(x: float = 0.05, a: float = 0.85, alpha: float = 1.0, beta: float = 3.0, depth: int = 7) -> dict:
-    "Sliders for `ghmm_explorer_figure`, set to the given values."
-    import ipywidgets as W
-    return dict(x=W.FloatSlider(value=x, min=0.005, max=0.5, step=0.005, description="Mess3 x"),
-                a=W.FloatSlider(value=a, min=0, max=1, step=0.01, description="Mess3 a"),
-                alpha=W.FloatSlider(value=alpha, min=0, max=5, step=0.1, description="Bloch α"),
-                beta=W.FloatSlider(value=beta, min=0, max=5, step=0.1, description="Bloch β"),
-                depth=W.IntSlider(value=depth, min=0, max=8, description="depth"))
-
-# %% ../nbs/91_explore.ipynb #5401c58c
-_MESS3_VARIANTS = ((0.15, 0.6), (0.11, 0.79), (0.5, 0.6))      # the paper's chain variants (variant 0 = the factor)
-_BLOCH_VARIANTS = ((1.0, 3.0), (1.0, 2.5), (1.0, 3.5), (1.0, 2.0))
-
-def explorer_process(n_mess3: int = 3, n_bloch: int = 2, eps: float = 0.0, chain: bool = False) -> FactoredProcess:
-    "The factored process of the geometry explorer: `n_mess3` Mess3(0.15, 0.6) and `n_bloch` Bloch walk(1, 3) factors, generator noise `eps`, optionally chained."
-    from factornb.factored import FactoredProcess
-    n_mess3, n_bloch = _integer(n_mess3, "n_mess3", 0, 3), _integer(n_bloch, "n_bloch", 0, 2)
-    if n_mess3 + n_bloch == 0: raise ValueError("n_mess3, n_bloch: expected at least one factor")
-    eps = _number(eps, "eps", 0, 1)
-    if not isinstance(chain, (bool, np.bool_)): raise ValueError(f"chain: expected True or False, got {chain!r}")
-    kinds = ["mess3"] * n_mess3 + ["bloch"] * n_bloch
-    variants = [[mess3(*p) for p in _MESS3_VARIANTS] if k == "mess3" else [bloch_walk(*p) for p in _BLOCH_VARIANTS] for k in kinds]
-    factors = [v[0] for v in variants]
-    if not chain: return FactoredProcess(factors, noise=eps)
-    vocab = [f.vocab_size for f in factors]
-    maps = [None] + [[t % len(variants[i]) for t in range(vocab[i - 1])] for i in range(1, len(kinds))]
-    return FactoredProcess(factors, structure="chain", noise=eps, variants=[None] + variants[1:], control_maps=maps)
-
-@functools.lru_cache(maxsize=64)
-def _geometry(n_mess3: int, n_bloch: int, eps: float, chain: bool, n_sequences: int, length: int, seed: int) -> dict:
-    "Ground-truth belief geometry and per-position losses of `explorer_process(...)` on sampled sequences (see above)."
-    from factornb.factored import kron_all
-    p = explorer_process(n_mess3, n_bloch, eps, chain)
-    tokens = p.sample(n_sequences, length, seed=seed)
-    rows, lengths = unique_prefixes(tokens)
-    states = p.factor_predictive_vectors(tokens)                                  # per factor (n, L, S)
-    fb = [b[rows, lengths - 1] for b in states]
-    factored, joint = np.concatenate(fb, 1), kron_all(fb)
-    law = p.next_token_laws(tokens, states)                                       # (n, L, V): positions 0..L-1
-    return dict(tokens=tokens, rows=rows, lengths=lengths, factored=factored, joint=joint,
-                cev_factored=cumulative_explained_variance(factored), cev_joint=cumulative_explained_variance(joint),
-                dims_factored=dims_at(factored), dims_joint=dims_at(joint),
-                optimal_loss=_entropy(law).mean(0), product_excess=p.factorization_kl(law).mean(0),
-                factored_dimension=p.factored_dimension, joint_dimension=p.joint_dimension, vocab_size=p.vocab_size)
-
-def geometry_explorer_figure(n_mess3: int = 3, n_bloch: int = 2, eps: float = 0.0, chain: bool = False,
-                             n_sequences: int = 300, length: int = 7, seed: int = 0):
-    "CEV and dims@95 of the ground-truth factored vs joint beliefs, and optimal vs best-product loss per position, for `explorer_process(...)`."
-    explorer_process(n_mess3, n_bloch, eps, chain)                      # checks the arguments
-    n_sequences, length = _integer(n_sequences, "n_sequences", 2, 100_000), _integer(length, "length", 1, 64)
-    seed = _integer(seed, "seed", 0, 2**31 - 1)
-    g = _geometry(int(n_mess3), int(n_bloch), float(eps), bool(chain), n_sequences, length, seed)
-    fig, ax = plt.subplots(1, 2, figsize=(12, 4))
-    for key, ls, name in (("factored", "--", "factored (concatenated)"), ("joint", "-", "joint (⊗ product)")):
-        cev = g[f"cev_{key}"]
-        ax[0].plot(np.arange(1, len(cev) + 1), cev, ls=ls, label=f"{name}: dims@95 = {g[f'dims_{key}']}")
-    ax[0].axhline(0.95, c="grey", lw=0.8)
-    kind = ("chain" if chain else "independent") + (f", ε = {float(eps):.2f}" if eps else "")
-    ax[0].set(xscale="log", xlabel="number of principal components", ylabel="cumulative explained variance",
-              title=f"{n_mess3} Mess3 + {n_bloch} Bloch ({kind}): {len(g['rows'])} unique prefixes\n"
-                    f"affine dims: factored {g['factored_dimension']}, joint {g['joint_dimension']}")
-    ax[0].legend(fontsize=8)
-    pos = np.arange(length)
-    ax[1].plot(pos, g["optimal_loss"], "o-", label="optimal (joint law)")
-    ax[1].plot(pos, g["optimal_loss"] + g["product_excess"], "s--", label=f"best product of factor laws (+{max(g['product_excess'].mean(), 0):.2e} nats mean)")
-    ax[1].set(xlabel="position t (tokens seen)", ylabel="expected next-token loss (nats)", title=f"Optimal vs factored-readout loss ({g['vocab_size']} tokens)")
-    ax[1].legend(fontsize=8)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.84, wspace=0.22)
-    fig.explorer_data = g
-    return fig
-
-def geometry_controls(n_mess3: int = 3, n_bloch: int = 2, eps: float = 0.0, chain: bool = True) -> dict:
-    "Controls for `geometry_explorer_figure`."
-    import ipywidgets as W
-    return dict(n_mess3=W.IntSlider(value=n_mess3, min=0, max=3, description="Mess3 factors"),
-                n_bloch=W.IntSlider(value=n_bloch, min=0, max=2, description="Bloch factors"),
-                eps=W.FloatSlider(value=eps, min=0, max=1, step=0.05, description="noise ε"),
-                chain=W.Checkbox(value=chain, description="chain (hidden dependencies)"))
 
 # %% ../nbs/91_explore.ipynb #b4424b1d
 def _overlap_entry(vo: dict, k_max: int = 8) -> dict:
@@ -421,17 +301,10 @@ def results_dir(*parts: str) -> Path:
                          "or pass the run's folder to the explorer (grok_explorer_data(path), agreement_explorer_data(model_dir)).")
     return path
 
-def _checkpoint_clock(path, data) -> dict:
-    """Chapter 04's `analyse_model` of one saved checkpoint (its core dims, accuracies and clocks), re-measured from the weights,
-    with the eigenvalues of its held-out clock (the spectrum the explorer draws) as `eigenvalues`."""
-    from factornb.grokking import load_weights, analyse_model
-    row = analyse_model(load_weights(path), data, spectrum=True)
-    row["eigenvalues"] = row.pop("eigenvalues_holdout"); return row
-
 class GrokExplorerData:
     "A committed `factornb cores grok` run: per-checkpoint rows for every seed and arm, and the clock spectra of its saved checkpoints (measured once, here)."
     def __init__(self, path=None):
-        from factornb.grokking import modular_addition_data
+        from factornb.grokking import modular_addition_data, load_weights, analyse_model
         path = results_dir("cores_grok") if path is None else Path(path)
         if not (path / "grok.json").is_file(): raise ValueError(f"path: expected a folder with grok.json (a `factornb cores grok` run), got {path}")
         res = json.loads((path / "grok.json").read_text())
@@ -455,7 +328,7 @@ class GrokExplorerData:
             if e in self.epochs: files[("main", e)] = f.name
         if br: files.update({("branch", e): f for (a, e), f in list(files.items()) if a == "main" and e <= br["from_epoch"]})
         data = modular_addition_data(self.p, self.settings.get("train_fraction", 0.5))
-        clocks = {f: _checkpoint_clock(path / f, data) for f in sorted(set(files.values()))}
+        clocks = {f: analyse_model(load_weights(path / f), data, spectrum=True) for f in sorted(set(files.values()))}   # chapter 04's row, with its clocks' eigenvalues
         self.spectra = {key: clocks[f] for key, f in files.items()}
 
     def series(self, arm: str, seed: int) -> list:
@@ -511,7 +384,7 @@ def grok_explorer_figure(data: GrokExplorerData | None = None, epoch: int | None
     ax[1].legend(fontsize=8, loc="best")
     clock_fit = data.spectra.get((arm, epoch)) if seed == data.saved_seed else None
     if clock_fit is not None:
-        plot_clock(ax[2], clock_fit["eigenvalues"], data.p, f"Shift-operator spectrum, epoch {epoch} (seed {seed})\n"
+        plot_clock(ax[2], clock_fit["eigenvalues_holdout"], data.p, f"Shift-operator spectrum, epoch {epoch} (seed {seed})\n"
                    f"r_nec {clock_fit['r_nec']}: {clock_fit['frac_near_holdout']:.2f} near the circle, R²_h {clock_fit['holdout_r2']:.2f}")
     else:
         t = np.linspace(0, 2 * np.pi, 200); ax[2].plot(np.cos(t), np.sin(t), c="lightgrey", lw=1)
@@ -524,7 +397,7 @@ def grok_explorer_figure(data: GrokExplorerData | None = None, epoch: int | None
     fig.subplots_adjust(left=0.04, right=0.99, bottom=0.14, top=0.88, wspace=0.22)
     fig.explorer_data = dict(epoch=epoch, seed=seed, arm=arm, row=row, epochs=e, train_acc=train, test_acc=test, r_nec=nec[upto],
                              r_suf=suf[upto], grok_epoch=data.grok_epoch, spectrum=clock_fit,
-                             eigenvalues=None if clock_fit is None else clock_fit["eigenvalues"])
+                             eigenvalues=None if clock_fit is None else clock_fit["eigenvalues_holdout"])
     return fig
 
 def grok_controls(data: GrokExplorerData | None = None, epoch: int | None = None, seed: int | None = None, arm: str = "main") -> dict:

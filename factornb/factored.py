@@ -4,13 +4,14 @@
 
 # %% ../nbs/01b_factored_processes.ipynb #fd7d940c
 from __future__ import annotations
-import itertools, math
+import math
 import numpy as np
 import torch
 from .ghmm import GHMM, mess3, bloch_walk, _entropy, _check_int, _renormalize, _refuse_zero_probability, _ZERO_PROB
 
 # %% auto #0
-__all__ = ['FactoredProcess', 'paper_process', 'paper_chain_process', 'paper_noisy_process', 'kron_all', 'affine_dimension']
+__all__ = ['MESS3_CHAIN_VARIANTS', 'FactoredProcess', 'mess3_chain_variants', 'paper_process', 'paper_chain_process',
+           'paper_noisy_process', 'kron_all', 'affine_dimension']
 
 # %% ../nbs/01b_factored_processes.ipynb #a02d5bed
 class FactoredProcess:
@@ -107,22 +108,27 @@ def _chain_variants(factors: list, variants, control_maps, noise: float, noise_m
     return variants, control_maps
 
 # %% ../nbs/01b_factored_processes.ipynb #e69bf092
+MESS3_CHAIN_VARIANTS = ((0.15, 0.6), (0.11, 0.79), (0.5, 0.6))   # the paper's chain: Mess3 (x, a) picked by the parent's token
+
+def mess3_chain_variants() -> list[GHMM]:
+    "The paper's three Mess3 variants of its chain process (`MESS3_CHAIN_VARIANTS`); variant 0 is the factor Mess3(0.15, 0.6) itself."
+    return [mess3(x, a) for x, a in MESS3_CHAIN_VARIANTS]
+
 def paper_process() -> FactoredProcess:
     "The paper's 5-factor process: 3 x Mess3(0.15, 0.6) and 2 x Bloch walk(1, 3); 432 composite tokens."
     return FactoredProcess([mess3(0.15, 0.6)] * 3 + [bloch_walk(1, 3)] * 2)
 
 def paper_chain_process() -> FactoredProcess:
     "The paper's 'hidden dependencies' chain: factor i's parameter variant is picked by factor i-1's token at the same step."
-    m3 = [mess3(0.15, 0.6), mess3(0.11, 0.79), mess3(0.5, 0.6)]
-    f0 = m3[0]
-    return FactoredProcess([f0, m3[0], m3[0], bloch_walk(1, 2.5), bloch_walk(1, 2.0)], structure="chain",
+    m3 = mess3_chain_variants()
+    return FactoredProcess([m3[0], m3[0], m3[0], bloch_walk(1, 2.5), bloch_walk(1, 2.0)], structure="chain",
                            variants=[None, m3, m3, [bloch_walk(1, b) for b in (2.5, 3.0, 3.5)],
                                      [bloch_walk(1, b) for b in (2.0, 2.5, 3.0, 3.5)]],
                            control_maps=[None, [0, 1, 2], [0, 1, 2], [0, 1, 2], [0, 1, 2, 3]])
 
 def paper_noisy_process(eps: float) -> FactoredProcess:
     "The paper's independent process seen through a noisy channel: with prob `eps` the composite token is uniform (paper's generator)."
-    return FactoredProcess([mess3(0.15, 0.6)] * 3 + [bloch_walk(1, 3)] * 2, noise=eps)
+    return FactoredProcess(paper_process().factors, noise=eps)
 
 # %% ../nbs/01b_factored_processes.ipynb #ef1e4815
 def _as_token_array(self: FactoredProcess, tokens, name: str = "tokens") -> np.ndarray:
@@ -146,6 +152,11 @@ def _factor_tokens(self: FactoredProcess, tokens) -> list[np.ndarray]:
     arr = self._as_token_array(tokens)
     return [(arr // r) % v for r, v in zip(self.radix, self.factor_vocab_sizes)]
 FactoredProcess.factor_tokens = _factor_tokens
+
+def _vocabulary_factor_tokens(self: FactoredProcess) -> list[np.ndarray]:
+    "`factor_tokens` of every composite token 0..V-1: one int64 (V,) array per factor."
+    return [t[0] for t in self.factor_tokens(np.arange(self.vocab_size))]
+FactoredProcess._vocabulary_factor_tokens = _vocabulary_factor_tokens
 
 def _composite_tokens(self: FactoredProcess, factor_tokens) -> np.ndarray:
     "Inverse of `factor_tokens`: per-factor token arrays -> composite int64 tokens."
@@ -298,7 +309,7 @@ FactoredProcess.log_prob = _log_prob
 # %% ../nbs/01b_factored_processes.ipynb #77f78800
 def _joint_emission(self: FactoredProcess) -> np.ndarray:
     "E (prod S, V): column y = (T^(y) w) of the clean (noise-free) joint operator, variants chosen by y's own parent tokens."
-    ft = [(np.arange(self.vocab_size) // r) % v for r, v in zip(self.radix, self.factor_vocab_sizes)]
+    ft = self._vocabulary_factor_tokens()
     per = []
     for i in range(self.num_factors):
         _, E = self._variant_stacks(i)
@@ -376,8 +387,7 @@ def _kronecker_ghmm(self: FactoredProcess, max_entries: int = 40_000_000) -> GHM
         raise ValueError("noise_model: the 'generator' noisy process is not a GHMM on the product space (its law and its update use different operators)")
     D, V = self.joint_num_states, self.vocab_size
     if D * D * V > max_entries: raise ValueError(f"max_entries: the joint GHMM has {D * D * V} entries (> {max_entries})")
-    words = np.arange(V)
-    ft = [(words // r) % v for r, v in zip(self.radix, self.factor_vocab_sizes)]
+    ft = self._vocabulary_factor_tokens()
     per = [self._variant_stacks(i)[0][self._variant_index(i, ft[i - 1] if i > 0 else None), ft[i]] for i in range(self.num_factors)]
     T = per[0]
     for M in per[1:]: T = np.einsum("vab,vcd->vacbd", T, M).reshape(V, T.shape[1] * M.shape[1], -1)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01a_belief_geometry.ipynb #a1e0f001
 from __future__ import annotations
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import math
 import numpy as np
 from .ghmm import _as_matrix, _check_int

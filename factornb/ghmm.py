@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_ghmm.ipynb #7f67fab0
 from __future__ import annotations
-import itertools, math
+import math
 import numpy as np
 
 # %% auto #0

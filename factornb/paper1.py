@@ -7,13 +7,11 @@ from __future__ import annotations
 import json, math, os, time
 from pathlib import Path
 import numpy as np
-import torch
-from .geometry import subspace_overlap
-from .models import numeric_jitter
+from .models import numeric_jitter, cpu_threads
 from .train import (TrainConfig, TARGETS, train, checkpoint_schedule, read_checkpoint, load_checkpoint, save_checkpoint,
                             write_json_atomic, resolve_device, uses_bos, seconds_per_step, ARCHITECTURES, SCALES, EXPERIMENTS,
-                            experiment_process, experiment_model, optimal_training_loss, _scale, _check_process, _latest_checkpoint)
-from .readout import (belief_geometry, vary_one_subspaces, subspace_overlaps, pooled_dims95, residual_layers, last_layer,
+                            experiment_process, experiment_model, _scale, _check_process, _latest_checkpoint)
+from .readout import (belief_geometry, vary_one_subspaces, subspace_overlaps, pooled_dims95, residual_layers,
                               run_named, summarize, init_overlap_band, plot_belief_grid, plot_training_geometry,
                               plot_orthogonality, plot_noise)
 
@@ -205,13 +203,8 @@ def reproduce_plan_text(scale: str = "cpu", device: str = "auto", timed: bool = 
 def reproduce(out: str, scale: str = "cpu", device: str = "auto", progress: bool | None = None, threads: int | None = 1) -> dict:
     """Run the five paper-1 experiments at `scale` (the runs of `reproduce_plan`); write figures, `summary.json` and `report.md`
     to `out`. Returns the summary. `threads`: torch intra-op and BLAS threads during the run (None: leave them as they are)."""
-    from threadpoolctl import threadpool_limits   # a dependency of scikit-learn
     _scale(scale)
-    if threads is None: return _reproduce(out, scale, device, progress)
-    old = torch.get_num_threads(); torch.set_num_threads(int(threads))
-    try:
-        with threadpool_limits(int(threads), user_api="blas"): return _reproduce(out, scale, device, progress)
-    finally: torch.set_num_threads(old)
+    with cpu_threads(threads, "threads"): return _reproduce(out, scale, device, progress)
 
 def _reproduce(out, scale, device, progress) -> dict:
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
@@ -387,10 +380,7 @@ def paper1_report(S: dict) -> str:
 
 # %% ../nbs/02e_paper1.ipynb #09c9ca4c
 def _cmd_train(args) -> int:
-    if args.threads < 1: raise ValueError(f"--threads: expected an integer >= 1, got {args.threads}")
-    from threadpoolctl import threadpool_limits
-    torch.set_num_threads(args.threads)
-    with threadpool_limits(args.threads, user_api="blas"):
+    with cpu_threads(args.threads, "--threads"):
         process, model, cfg, plan = train_plan(args)
         print(plan, flush=True)
         steps = cfg.steps
@@ -400,12 +390,9 @@ def _cmd_train(args) -> int:
     return 0
 
 def _cmd_analyze(args) -> int:
-    if args.threads < 1: raise ValueError(f"--threads: expected an integer >= 1, got {args.threads}")
-    from threadpoolctl import threadpool_limits
     import matplotlib; matplotlib.use("Agg")
-    torch.set_num_threads(args.threads)
     out = Path(args.out)
-    with threadpool_limits(args.threads, user_api="blas"):
+    with cpu_threads(args.threads, "--threads"):
         if args.results: an = write_results_folder(args.paths, out, args.experiment, args.eps, args.every, vary_one=not args.no_vary_one)
         else: an = analyze_checkpoints(args.paths, args.experiment, args.eps, vary_one=not args.no_vary_one)
     if not args.results:
@@ -421,12 +408,10 @@ def _cmd_reproduce(args) -> int:
     if args.plan: print(reproduce_plan_text("cpu" if args.scale == "paper1" else args.scale, args.device)); return 0
     if args.out is None: raise ValueError("--out: expected an output folder (or --plan, which trains nothing)")
     if args.scale == "paper1":
-        from threadpoolctl import threadpool_limits
-        torch.set_num_threads(1)
-        with threadpool_limits(1, user_api="blas"): reproduce_paper1(args.out, device=args.device)
+        with cpu_threads(1): reproduce_paper1(args.out, device=args.device)
         print((Path(args.out) / "report.md").read_text()); return 0
     print(reproduce_plan_text(args.scale, args.device, timed=False), flush=True)
-    S = reproduce(args.out, args.scale, args.device)
+    reproduce(args.out, args.scale, args.device)
     print((Path(args.out) / "report.md").read_text()); return 0
 
 def register_cli(subparsers) -> None:
@@ -436,7 +421,7 @@ def register_cli(subparsers) -> None:
     t.add_argument("--eps", type=float, default=0.2, help="noise level for --experiment noise (default 0.2)")
     t.add_argument("--arch", choices=ARCHITECTURES, default="transformer")
     t.add_argument("--scale", choices=("auto", *SCALES), default="auto", help="process/model size (default auto: the paper's settings on CUDA; on a CPU the paper's process with a 3-layer d 96 model and exact-law targets, EXACT_CPU_RUN, or with --targets sampled the CPU-sized run of results/paper1_independent, PAPER_CPU_RUN)")
-    t.add_argument("--targets", choices=TARGETS, default=None, help=f"'sampled': the sampled next token (the paper's); 'exact': the exact next-token law (default: exact for auto on a CPU, else sampled)")
+    t.add_argument("--targets", choices=TARGETS, default=None, help="'sampled': the sampled next token (the paper's); 'exact': the exact next-token law (default: exact for auto on a CPU, else sampled)")
     t.add_argument("--steps", type=int, default=None, help=f"optimizer steps (default 500000 at paper scale; for auto on a CPU {EXACT_CPU_RUN['steps']} with exact targets, {PAPER_CPU_RUN['steps']} with sampled; 400 at cpu scale)")
     t.add_argument("--checkpoint-every", type=int, default=None, help="also write a checkpoint every N steps (default: only the paper's log-spaced schedule, every 1000 steps past 1000)")
     t.add_argument("--batch-size", type=int, default=None, help=f"sequences per step (default 25000 at paper scale; for auto on a CPU {EXACT_CPU_RUN['batch_size']} with exact targets, {PAPER_CPU_RUN['batch_size']} with sampled; 256 at cpu scale)")

@@ -10,7 +10,7 @@ from torch import nn
 from .geometry import cumulative_explained_variance, dims_at, fit_belief_regression, subspace_overlap, unique_prefixes
 from .activations import run_with_cache
 from .train import (TrainConfig, train, checkpoint_schedule, inputs_and_labels, uses_bos, experiment_process,
-                            experiment_model, _scale)
+                            experiment_model, _scale, callback_steps)
 
 
 # %% auto #0
@@ -121,6 +121,10 @@ def run_experiment(model: nn.Module, process, config: TrainConfig, analysis_step
     "Train `model` on `process` and record its belief geometry over training (see above)."
     tokens = process.sample(n_analysis, config.seq_len, seed=analysis_seed)
     analysis_steps = set(checkpoint_schedule(config.steps) if analysis_steps is None else analysis_steps)
+    for name, asked in (("analysis_steps", analysis_steps), ("vary_one_steps", set(vary_one_steps))):
+        if missing := sorted(asked - set(callback_steps(config))):
+            raise ValueError(f"{name}: {missing} are not checkpoint steps of this run, so nothing would measure them "
+                             "(add them to TrainConfig.checkpoint_steps)")
     history, vary_one = [], {}
     def cb(step, m):
         if step in analysis_steps:

@@ -16,11 +16,59 @@ from tqdm.auto import tqdm
 
 
 # %% auto #0
-__all__ = ['TARGETS', 'CHECKPOINT_FORMAT', 'ARCHITECTURES', 'SCALES', 'EXPERIMENTS', 'TrainConfig', 'WindowedReduceLROnPlateau',
-           'checkpoint_schedule', 'architecture_of', 'uses_bos', 'resolve_device', 'inputs_and_labels',
-           'optimal_training_loss', 'batch_generator', 'train', 'next_token_targets', 'experiment_process',
-           'experiment_model', 'save_checkpoint', 'write_json_atomic', 'read_checkpoint', 'load_checkpoint',
-           'seconds_per_step']
+__all__ = ['TARGETS', 'ARCHITECTURES', 'SCALES', 'EXPERIMENTS', 'CHECKPOINT_FORMAT', 'next_token_targets', 'resolve_device',
+           'inputs_and_labels', 'optimal_training_loss', 'TrainConfig', 'WindowedReduceLROnPlateau',
+           'checkpoint_schedule', 'callback_steps', 'architecture_of', 'uses_bos', 'batch_generator', 'train',
+           'experiment_process', 'experiment_model', 'save_checkpoint', 'write_json_atomic', 'read_checkpoint',
+           'load_checkpoint', 'seconds_per_step']
+
+# %% ../nbs/02c_training.ipynb #dbd5fd47
+def next_token_targets(process, tokens: torch.Tensor, bos_token: int | None, vocab_size: int) -> torch.Tensor:
+    """The exact next-token law of each prediction of a training batch: (B, L, vocab_size) float32 (with BOS: row t is
+    P(x_{t+1} | x_1..x_t), t = 0..L-1) or (B, L-1, vocab_size) (no BOS: the laws of x_2..x_L), zero on tokens the process
+    never emits (BOS), on the device of `tokens` (B, L). The targets of `TrainConfig(targets="exact")`."""
+    laws = process.next_token_laws(tokens.detach().cpu().numpy())           # (B, L, V), float64
+    if bos_token is None: laws = laws[:, 1:]
+    if laws.shape[-1] > vocab_size: raise ValueError(f"vocab_size: {vocab_size} is smaller than the process's {laws.shape[-1]} tokens")
+    out = torch.zeros(*laws.shape[:-1], vocab_size, dtype=torch.float32)
+    out[..., :laws.shape[-1]] = torch.from_numpy(laws)
+    return out.to(tokens.device)
+
+
+# %% ../nbs/02c_training.ipynb #ce500910
+def resolve_device(device: str = "auto") -> torch.device:
+    "`'auto'` -> CUDA when available, else CPU; anything else is passed to `torch.device`."
+    if device == "auto": return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try: return torch.device(device)
+    except (RuntimeError, TypeError): raise ValueError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
+
+def inputs_and_labels(tokens: torch.Tensor, bos_token: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    "Model inputs and next-token labels from (B, L) tokens: `[BOS, x1..x_{L-1}] -> x1..x_L` or, without BOS, `x1..x_{L-1} -> x2..x_L`."
+    if bos_token is None: return tokens[:, :-1], tokens[:, 1:]
+    bos = torch.full((tokens.shape[0], 1), int(bos_token), dtype=tokens.dtype, device=tokens.device)
+    return torch.cat([bos, tokens[:, :-1]], dim=1), tokens
+
+def optimal_training_loss(process, seq_len: int, bos: bool) -> float:
+    "Bayes-optimal value of the training loss: mean of `process.optimal_loss(seq_len)` over the predicted positions."
+    ol = np.asarray(process.optimal_loss(seq_len), dtype=np.float64)
+    return float(ol.mean() if bos else ol[1:].mean())
+
+# %% ../nbs/02c_training.ipynb #21beef10
+def _batch_loss(model, inputs, targets, micro_batch, backward: bool, amp: bool, device) -> torch.Tensor:
+    """Mean next-token cross-entropy over the batch, computed `micro_batch` sequences at a time; with `backward`, accumulates
+    its gradient. `targets`: (B, L) token labels, or (B, L, vocab) laws (cross-entropy against a distribution)."""
+    n = len(inputs); size = n if micro_batch is None else min(int(micro_batch), n)
+    n_predictions = targets.shape[0] * targets.shape[1]
+    total = torch.zeros((), device=inputs.device)
+    for lo in range(0, n, size):
+        with torch.set_grad_enabled(backward), torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(inputs[lo:lo + size])
+            t = targets[lo:lo + size]
+            t = t.reshape(-1, t.shape[-1]) if t.is_floating_point() else t.reshape(-1)
+            part = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), t, reduction="sum")
+        if backward: (part / n_predictions).backward()
+        total = total + part.detach()
+    return total / n_predictions
 
 # %% ../nbs/02c_training.ipynb #a97ae4e3
 TARGETS = ("sampled", "exact")
@@ -118,8 +166,13 @@ def checkpoint_schedule(steps: int) -> list[int]:
     if steps >= 5000: out += list(range(5000, steps + 1, 5000))
     return sorted(set(out) | {int(steps)})
 
+def callback_steps(config: TrainConfig) -> list[int]:
+    "The steps at which `train` checkpoints and calls its `callback`: `config.checkpoint_steps` (default: the schedule) in [0, steps], and `steps`."
+    steps = config.checkpoint_steps if config.checkpoint_steps is not None else checkpoint_schedule(config.steps)
+    return sorted({int(s) for s in steps if 0 <= s <= config.steps} | {config.steps})
+
+
 # %% ../nbs/02c_training.ipynb #ba9d37cf
-CHECKPOINT_FORMAT = "factornb-checkpoint-v1"
 ARCHITECTURES = ("transformer", "rnn", "lstm", "gru")
 
 def architecture_of(model: nn.Module) -> str:
@@ -136,41 +189,6 @@ def uses_bos(model: nn.Module) -> bool:
     "Transformers read `[BOS, x1..x_{L-1}]`; recurrent models read `x1..x_{L-1}` (the authors' code)."
     return architecture_of(model) == "transformer"
 
-# %% ../nbs/02c_training.ipynb #ce500910
-def resolve_device(device: str = "auto") -> torch.device:
-    "`'auto'` -> CUDA when available, else CPU; anything else is passed to `torch.device`."
-    if device == "auto": return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try: return torch.device(device)
-    except (RuntimeError, TypeError) as e: raise ValueError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
-
-def inputs_and_labels(tokens: torch.Tensor, bos_token: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-    "Model inputs and next-token labels from (B, L) tokens: `[BOS, x1..x_{L-1}] -> x1..x_L` or, without BOS, `x1..x_{L-1} -> x2..x_L`."
-    if bos_token is None: return tokens[:, :-1], tokens[:, 1:]
-    bos = torch.full((tokens.shape[0], 1), int(bos_token), dtype=tokens.dtype, device=tokens.device)
-    return torch.cat([bos, tokens[:, :-1]], dim=1), tokens
-
-def optimal_training_loss(process, seq_len: int, bos: bool) -> float:
-    "Bayes-optimal value of the training loss: mean of `process.optimal_loss(seq_len)` over the predicted positions."
-    ol = np.asarray(process.optimal_loss(seq_len), dtype=np.float64)
-    return float(ol.mean() if bos else ol[1:].mean())
-
-# %% ../nbs/02c_training.ipynb #21beef10
-def _batch_loss(model, inputs, targets, micro_batch, backward: bool, amp: bool, device) -> torch.Tensor:
-    """Mean next-token cross-entropy over the batch, computed `micro_batch` sequences at a time; with `backward`, accumulates
-    its gradient. `targets`: (B, L) token labels, or (B, L, vocab) laws (cross-entropy against a distribution)."""
-    n = len(inputs); size = n if micro_batch is None else min(int(micro_batch), n)
-    n_predictions = targets.shape[0] * targets.shape[1]
-    total = torch.zeros((), device=inputs.device)
-    for lo in range(0, n, size):
-        with torch.set_grad_enabled(backward), torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-            logits = model(inputs[lo:lo + size])
-            t = targets[lo:lo + size]
-            t = t.reshape(-1, t.shape[-1]) if t.is_floating_point() else t.reshape(-1)
-            part = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), t, reduction="sum")
-        if backward: (part / n_predictions).backward()
-        total = total + part.detach()
-    return total / n_predictions
-
 # %% ../nbs/02c_training.ipynb #c019d0fa
 def batch_generator(seed: int, step: int, device) -> torch.Generator:
     "The generator that draws the batch of `step` (depends on `(seed, step)` only, so resumed runs see the same data)."
@@ -186,27 +204,6 @@ def _check_process(process, model) -> None:
     if getattr(cfg, "vocab_size", need) < need:
         raise ValueError(f"model: vocab_size {cfg.vocab_size} is too small for this process (needs {need}"
                          f"{' incl. BOS' if uses_bos(model) else ''})")
-
-# %% ../nbs/02c_training.ipynb #7184c944
-def _latest_checkpoint(out_dir: Path) -> Path | None:
-    cks = sorted(out_dir.glob("step_*.pt"))
-    return cks[-1] if cks else None
-
-def _resume(out, config: TrainConfig, arch: str, model, opt, sched) -> tuple[list, int]:
-    """Load model, optimizer, scheduler and RNG state from the last checkpoint in `out` (if any): (metric rows, start step).
-    The run's training settings must match; what only decides what is written or how a step is chunked (steps, logging,
-    checkpoint steps, micro-batches) may differ, so a longer `steps` extends a run."""
-    if out is None or not config.resume or (last := _latest_checkpoint(out)) is None: return [], 0
-    ck = read_checkpoint(last, arch)
-    if ck["step"] > config.steps: raise ValueError(f"config: out_dir {out} holds step {ck['step']} > steps={config.steps}")
-    skip = ("steps", "progress", "out_dir", "resume", "keep_checkpoints", "micro_batch", "log_every", "checkpoint_steps")
-    old = {"targets": "sampled", **{k: v for k, v in (ck["train_config"] or {}).items() if k not in skip}}   # runs before `targets`: sampled
-    if old.get("process") is None: old.pop("process", None)                                               # no record: nothing to compare
-    new = {k: v for k, v in dataclasses.asdict(config).items() if k in old}
-    if old != new: raise ValueError(f"config: cannot resume from {last}: its training config differs ({old} vs {new})")
-    model.load_state_dict(ck["state_dict"]); opt.load_state_dict(ck["optimizer"]); sched.load_state_dict(ck["scheduler"])
-    torch.set_rng_state(ck["rng_state"])
-    return list(ck["metrics"]), ck["step"]
 
 # %% ../nbs/02c_training.ipynb #240540f4
 def _metrics_summary(rows, optimal, architecture, config, process, wall_s, tokens):
@@ -232,8 +229,7 @@ def train(model: nn.Module, process, config: TrainConfig | None = None,
     device = resolve_device(config.device)
     bos = process.bos_token if uses_bos(model) else None
     optimal = optimal_training_loss(process, config.seq_len, bos is not None)
-    ck_steps = set(config.checkpoint_steps if config.checkpoint_steps is not None else checkpoint_schedule(config.steps))
-    ck_steps = {s for s in ck_steps if 0 <= s <= config.steps} | {config.steps}
+    ck_steps = set(callback_steps(config))
     log_steps = ck_steps | set(range(0, config.steps + 1, config.log_every))
     out = Path(config.out_dir) if config.out_dir else None
 
@@ -243,7 +239,7 @@ def train(model: nn.Module, process, config: TrainConfig | None = None,
                             weight_decay=config.weight_decay, amsgrad=False)
     sched = WindowedReduceLROnPlateau(opt, config.sched_window, config.sched_check_every, config.sched_factor,
                                       config.sched_patience, config.sched_threshold, config.sched_cooldown, config.sched_min_lr)
-    rows, start = _resume(out, config, arch, model, opt, sched)
+    rows, start = ([], 0) if out is None else _resume(out, config, arch, model, opt, sched)   # resume: Implementation
 
     def checkpoint(step):
         if out is not None and (config.keep_checkpoints or step == config.steps):
@@ -284,19 +280,6 @@ def train(model: nn.Module, process, config: TrainConfig | None = None,
         write_json_atomic(out / "metrics.json", metrics)
     return metrics
 
-# %% ../nbs/02c_training.ipynb #dbd5fd47
-def next_token_targets(process, tokens: torch.Tensor, bos_token: int | None, vocab_size: int) -> torch.Tensor:
-    """The exact next-token law of each prediction of a training batch: (B, L, vocab_size) float32 (with BOS: row t is
-    P(x_{t+1} | x_1..x_t), t = 0..L-1) or (B, L-1, vocab_size) (no BOS: the laws of x_2..x_L), zero on tokens the process
-    never emits (BOS), on the device of `tokens` (B, L). The targets of `TrainConfig(targets="exact")`."""
-    laws = process.next_token_laws(tokens.detach().cpu().numpy())           # (B, L, V), float64
-    if bos_token is None: laws = laws[:, 1:]
-    if laws.shape[-1] > vocab_size: raise ValueError(f"vocab_size: {vocab_size} is smaller than the process's {laws.shape[-1]} tokens")
-    out = torch.zeros(*laws.shape[:-1], vocab_size, dtype=torch.float32)
-    out[..., :laws.shape[-1]] = torch.from_numpy(laws)
-    return out.to(tokens.device)
-
-
 # %% ../nbs/02c_training.ipynb #d3c621d7
 SCALES = {
     "cpu": dict(steps=400, short_steps=250, noise_steps=250, batch_size=256, lr=2e-3, n_analysis=1000, n_frozen=5, n_vary=100,
@@ -317,17 +300,14 @@ def _scale(scale: str) -> dict:
 # %% ../nbs/02c_training.ipynb #0623a302
 def experiment_process(experiment: str = "independent", eps: float = 0.0, scale: str = "cpu"):
     "The process of an experiment: 'independent', 'chain' or 'noise' (with `eps`), at `scale`."
-    from factornb.ghmm import mess3
     from factornb import factored as fa
     _scale(scale)
     if experiment not in EXPERIMENTS: raise ValueError(f"experiment: expected one of {EXPERIMENTS}, got {experiment!r}")
     if scale == "paper":
         return {"independent": fa.paper_process, "chain": fa.paper_chain_process}.get(experiment, lambda: fa.paper_noisy_process(eps))()
-    m = mess3(0.15, 0.6)
-    if experiment == "chain":
-        variants = [mess3(0.15, 0.6), mess3(0.11, 0.79), mess3(0.5, 0.6)]   # the paper's Mess3 variants, parent token -> variant
-        return fa.FactoredProcess([m] * 3, structure="chain", variants=[None, variants, variants])
-    return fa.FactoredProcess([m] * 3, noise=float(eps) if experiment == "noise" else 0.0)
+    variants = fa.mess3_chain_variants()             # the paper's Mess3 variants; variant 0 is the factor Mess3(0.15, 0.6)
+    if experiment == "chain": return fa.FactoredProcess([variants[0]] * 3, structure="chain", variants=[None, variants, variants])
+    return fa.FactoredProcess([variants[0]] * 3, noise=float(eps) if experiment == "noise" else 0.0)
 
 # %% ../nbs/02c_training.ipynb #b587c7b2
 def experiment_model(arch: str, process, scale: str = "cpu", seed: int = 7, **sizes) -> nn.Module:
@@ -351,7 +331,30 @@ def experiment_model(arch: str, process, scale: str = "cpu", seed: int = 7, **si
     return model_from_config(TransformerConfig(vocab_size=process.vocab_size + 1, n_ctx=9, seed=seed,
                                                **(kw or dict(d_model=64, n_layers=2, n_heads=2, d_head=32, d_mlp=256))))
 
+# %% ../nbs/02c_training.ipynb #7184c944
+def _latest_checkpoint(out_dir: Path) -> Path | None:
+    cks = sorted(out_dir.glob("step_*.pt"))
+    return cks[-1] if cks else None
+
+def _resume(out, config: TrainConfig, arch: str, model, opt, sched) -> tuple[list, int]:
+    """Load model, optimizer, scheduler and RNG state from the last checkpoint in `out` (if any): (metric rows, start step).
+    The run's training settings must match; what only decides what is written or how a step is chunked (steps, logging,
+    checkpoint steps, micro-batches) may differ, so a longer `steps` extends a run."""
+    if out is None or not config.resume or (last := _latest_checkpoint(out)) is None: return [], 0
+    ck = read_checkpoint(last, arch)
+    if ck["step"] > config.steps: raise ValueError(f"config: out_dir {out} holds step {ck['step']} > steps={config.steps}")
+    skip = ("steps", "progress", "out_dir", "resume", "keep_checkpoints", "micro_batch", "log_every", "checkpoint_steps")
+    old = {"targets": "sampled", **{k: v for k, v in (ck["train_config"] or {}).items() if k not in skip}}   # runs before `targets`: sampled
+    if old.get("process") is None: old.pop("process", None)                                               # no record: nothing to compare
+    new = {k: v for k, v in dataclasses.asdict(config).items() if k in old}
+    if old != new: raise ValueError(f"config: cannot resume from {last}: its training config differs ({old} vs {new})")
+    model.load_state_dict(ck["state_dict"]); opt.load_state_dict(ck["optimizer"]); sched.load_state_dict(ck["scheduler"])
+    torch.set_rng_state(ck["rng_state"])
+    return list(ck["metrics"]), ck["step"]
+
 # %% ../nbs/02c_training.ipynb #7e2e758f
+CHECKPOINT_FORMAT = "factornb-checkpoint-v1"
+
 def _checkpoint_payload(model, step, train_config, optimizer=None, scheduler=None, metrics=None) -> dict:
     return dict(format=CHECKPOINT_FORMAT, architecture=architecture_of(model),
                 model_config=dataclasses.asdict(model.config), state_dict=model.state_dict(), step=int(step),

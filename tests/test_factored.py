@@ -6,10 +6,10 @@ import torch
 from hypothesis import given, settings, strategies as st
 from factornb.ghmm import GHMM, mess3, bloch_walk, random_hmm, zero_one_random
 from factornb.factored import (FactoredProcess, kron_all, paper_process, paper_chain_process, paper_noisy_process,
-                               affine_dimension, _torch_belief_update)
+                               affine_dimension, mess3_chain_variants, _torch_belief_update)
 
 torch.set_num_threads(1)
-M3 = [mess3(0.15, 0.6), mess3(0.11, 0.79), mess3(0.5, 0.6)]
+M3 = mess3_chain_variants()
 
 
 def test_paper_constructors():

@@ -7,7 +7,7 @@ from factornb.factored import FactoredProcess
 from factornb.models import TransformerConfig, RNNConfig, model_from_config
 from factornb.train import (TrainConfig, train, checkpoint_schedule, load_checkpoint, save_checkpoint, read_checkpoint,
                             inputs_and_labels, WindowedReduceLROnPlateau, architecture_of, optimal_training_loss,
-                            next_token_targets, write_json_atomic)
+                            next_token_targets, write_json_atomic, callback_steps)
 from factornb.readout import prefix_data, layer_activations, last_layer, subspace_overlaps, belief_geometry
 from factornb.paper1 import (register_cli, analyze_checkpoints, reproduce_plan, train_settings, train_plan, PAPER_CPU_COMMANDS,
                              write_results_folder, recorded_process)
@@ -73,6 +73,22 @@ def test_training_is_deterministic_and_learns():
     assert ra["final_normalised_loss"] < 0.2, ra["final_normalised_loss"]
     c = small_transformer(); train(c, PROC, TrainConfig(steps=40, batch_size=64, lr=3e-3, seed=5))
     assert not weights_equal(a, c)                        # the data seed matters
+
+def test_cpu_chain_uses_the_papers_mess3_variants():
+    "One definition of the paper's Mess3 chain variants (factornb.factored): the CPU-scale chain's children use the paper chain's."
+    from factornb.train import experiment_process
+    from factornb.factored import paper_chain_process
+    cpu, paper = experiment_process("chain", scale="cpu"), paper_chain_process()
+    for child in (1, 2):
+        for a, b in zip(cpu.variants[child], paper.variants[child], strict=True):
+            np.testing.assert_array_equal(a.transition_matrices, b.transition_matrices)
+
+@pytest.mark.parametrize("steps,ck,expected", [(12, None, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12]), (12, (3, 7, 20), [3, 7, 12]), (5, (), [5])])
+def test_callback_runs_at_exactly_the_callback_steps(steps, ck, expected):
+    "What a caller may analyse (readout.run_experiment's analysis_steps): the steps `train` calls back at, and no other."
+    seen, cfg = [], TrainConfig(steps=steps, batch_size=8, checkpoint_steps=ck)
+    train(small_transformer(), PROC, cfg, callback=lambda step, m: seen.append(step))
+    assert seen == expected and callback_steps(cfg) == expected
 
 @pytest.mark.parametrize("make,arch", [(small_transformer, "transformer"), (small_gru, "gru")])
 def test_resume_equals_uninterrupted(tmp_path, make, arch):
