@@ -1,15 +1,17 @@
-"""Where the time of `factornb cores agreement` goes, per phase, on one model.
+"""Where the time of chapter 05 goes, per phase, on one scale.
 
-Trains one word-level GPT-2 (default 2 layers, width 128) for a few steps to time a training step, then times the
-phases of `analyse_model` on it: states + gradients of 600 prompts (one forward+backward per batch), one
-intervened held-out pass, and one generation-flip sample. Usage: python benchmarks/bench_agreement.py [--layers 2] [--threads 1]
+Times a training step of the scale (`factornb cores agreement-train`'s recipe), then, on the committed model of that
+scale, the phases of `analyse_model`: states + gradients of 400 prompts (one forward+backward per batch), the intervened
+readouts of 400 prompts with the KV-cache shortcut (prefix once, one token per edit) against full forward passes, and a
+generation-flip sample. Usage: python benchmarks/bench_agreement.py [--scale small] [--threads 1]
 """
 import argparse, time
-import numpy as np
 import torch
 import transformers
-from factornb.agreement import (agreement_corpus, word_tokenizer, train_agreement_lm, agreement_dataset, layer_states, agreement_core,
-                                intervened_margins, mode_hook, generate_with_flip, FLIP_DEMO_PROMPTS, TOY_GENERATION_PROMPTS)
+from factornb.agreement import load_causal_lm, prompt_sets, layer_states, agreement_core, mode_hook
+from factornb import agreement as A
+from factornb.grammar import make_lexicon, grammar_tokenizer
+from factornb.activations import run_with_hooks
 
 def timed(f, repeat=3):
     ts = []
@@ -18,15 +20,24 @@ def timed(f, repeat=3):
     return out, min(ts)
 
 def main():
-    ap = argparse.ArgumentParser(); ap.add_argument("--layers", type=int, default=2); ap.add_argument("--threads", type=int, default=1)
+    ap = argparse.ArgumentParser(); ap.add_argument("--scale", default="small", choices=list(A.SCALES)); ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(); torch.set_num_threads(a.threads); transformers.logging.set_verbosity_error()
-    corpus = agreement_corpus(20000, 0); tok = word_tokenizer(corpus + FLIP_DEMO_PROMPTS + TOY_GENERATION_PROMPTS)
-    t0 = time.perf_counter(); model, _ = train_agreement_lm(corpus, tok, n_layers=a.layers, steps=30); t_step = (time.perf_counter() - t0) / 30
-    print(f"training step (32 x 40 tokens, {a.layers} layers): {1e3 * t_step:.0f} ms -> 500 steps {500 * t_step:.0f} s")
-    data = agreement_dataset(1200, 0, tok); ex = [data.prompts[i] for i in data.extraction]; ho = [data.prompts[i] for i in data.heldout]
-    S, t = timed(lambda: layer_states(model, tok, ex)); print(f"states + gradients, 600 prompts, all layers: {1e3 * t:.0f} ms")
-    core = agreement_core(S.states[a.layers], S.gradients[a.layers])
-    _, t = timed(lambda: intervened_margins(model, tok, ho, a.layers, mode_hook(core, "flip"))); print(f"one intervened held-out pass (600 prompts): {1e3 * t:.0f} ms")
-    _, t = timed(lambda: generate_with_flip(model, tok, "The teacher", core, a.layers, 50), 1); print(f"50-token generation under the per-step flip (3 passes/step): {1e3 * t:.0f} ms")
+    cfg = {k: v for k, v in A.SCALES[a.scale].items() if k not in ("steps", "lr")}
+    tok = grammar_tokenizer(make_lexicon()); model = A.grammar_lm(tok, **cfg); opt = torch.optim.AdamW(model.parameters())
+    x = torch.randint(len(tok), (32, 48))
+    def step():
+        loss = model(input_ids=x, labels=x).loss; opt.zero_grad(); loss.backward(); opt.step()
+    _, t = timed(step); print(f"training step ({a.scale}: 32 x 48 tokens): {1e3 * t:.0f} ms -> {A.SCALES[a.scale]['steps']} steps {A.SCALES[a.scale]['steps'] * t:.0f} s")
+    model, tok = load_causal_lm(f"results/cores_agreement/{a.scale}"); L = model.config.n_layer
+    sets = prompt_sets(); prompts = sets["test"].prompts
+    S, t = timed(lambda: layer_states(model, tok, sets["extraction"].prompts), 1); print(f"states + gradients, 400 prompts, all layers: {1e3 * t:.0f} ms")
+    core = agreement_core(S.states[L], S.gradients[L])
+    iv = {"base": (0, None), "flip": (L, mode_hook(core, "flip"))}
+    _, t = timed(lambda: A.last_token_readouts(model, tok, prompts, iv)); print(f"base + flip readouts, 400 prompts, KV cache: {1e3 * t:.0f} ms")
+    def full():
+        for ix, toks in A._length_groups(tok, prompts):
+            run_with_hooks(model, toks, {A.layer_hook(model, L): mode_hook(core, "flip")([toks.shape[1] - 1])}); run_with_hooks(model, toks, {})
+    _, t = timed(full); print(f"the same two readouts as full forward passes: {1e3 * t:.0f} ms")
+    _, t = timed(lambda: A.generate_with_flip(model, tok, "the scientific research", core, L, 30), 1); print(f"30-token generation under the per-step flip (3 passes/step): {1e3 * t:.0f} ms")
 
 if __name__ == "__main__": main()
