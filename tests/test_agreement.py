@@ -163,10 +163,13 @@ def test_select_layer_takes_the_lowest_flip_auc_and_breaks_ties_by_removal():
 
 def test_cli_on_tiny_random_gpt2(tiny, tmp_path):
     path, model, tok = tiny
-    out = tmp_path / "run"
+    out = tmp_path / "run"; (out / "older").mkdir(parents=True)
+    (out / "agreement.json").write_text(json.dumps({"models": {"older": {"selected_layer": 1}, "gone": {}, "tiny": {}}}))
     assert main(["cores", "agreement", "--out", str(out), "--model", str(path), "--n", "32", "--generation-seeds", "1",
                  "--max-new-tokens", "4"]) == 0
-    r = json.loads((out / "agreement.json").read_text())["models"]["tiny"]
+    models = json.loads((out / "agreement.json").read_text())["models"]
+    assert sorted(models) == ["older", "tiny"] and models["older"] == {"selected_layer": 1}   # kept: its folder is there
+    r = models["tiny"]
     assert sorted(r["sets"]) == ["irregular", "test", "val"] and 1 <= r["selected_layer"] <= 2
     sets = prompt_sets(32); y = sets["test"].labels; ids = copula_ids(tok)
     with torch.no_grad():     # the base AUC, recomputed prompt by prompt with the plain HF forward pass
