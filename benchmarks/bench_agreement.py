@@ -1,7 +1,7 @@
 """Where the time of chapter 05 goes, per phase, on one scale.
 
 Times a training step of the scale (`factornb cores agreement-train`'s recipe), then, on the committed model of that
-scale, the phases of `analyse_model`: states + gradients of 400 prompts (one forward+backward per batch), the intervened
+scale, the phases of `measure_agreement`: states + gradients of 400 prompts (one forward+backward per batch), the intervened
 readouts of 400 prompts with the KV-cache shortcut (prefix once, one token per edit) against full forward passes, and a
 generation-flip sample. Usage: python benchmarks/bench_agreement.py [--scale small] [--threads 1]
 """

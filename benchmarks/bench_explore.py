@@ -37,7 +37,7 @@ if __name__ == "__main__":
               [dict(step=s) for s in snap["steps"]])
         bench("03 ace", ex.ace_explorer_figure, {},
               [dict(rank=r) for r in range(1, 7)] + [dict(seed_a=1, seed_b=0)], setup=ex.small_markov_models)
-        # 04: setup reads grok.json and re-measures every saved checkpoint (analyse_model, clock spectrum); moves scrub epochs, seeds and arms
+        # 04: setup reads grok.json and re-measures every saved checkpoint (track_core, clock spectrum); moves scrub epochs, seeds and arms
         bench("04 grok", ex.grok_explorer_figure, {},
               [dict(epoch=e) for e in (0, 300, 500, 900, 1500, 2000)] + [dict(epoch=1200, seed=1), dict(epoch=2000, arm="branch")],
               setup=ex.grok_explorer_data)

@@ -6,7 +6,7 @@ Measures, for `--seeds` models:
   seeds stacked with torch.func (stack_module_state + vmap over the weights, dropout randomness="different"), the alternative
   the chapter rejected;
 - one epoch of `GrokTrainer` (shuffle, per-seed RNG streams, 3 steps per seed) with `fast=False` and `fast=True`;
-- one checkpoint's `analyse_model` (the core tracking of one seed), which the run pays every 100 epochs to 2000, then every 500.
+- one checkpoint's `track_core` (the core tracking of one seed), which the run pays every 100 epochs to 2000, then every 500.
 - with `--profile`, the top operators of a few full-step epochs (torch.profiler, self CPU time).
 
 Usage: python benchmarks/bench_grokking.py [--seeds 3] [--steps 20] [--epochs 5] [--threads 1] [--profile]
@@ -21,7 +21,7 @@ Measured 2026-12-02 on the shared 2-core machine, one thread, while two training
   271 / 268 ms (0.98x / 1.09x).
 - GrokTrainer epoch, 3 seeds: full 0.65, 0.62, 0.72, 0.77 s; fast 0.48, 0.46, 0.55, 0.54 s (paired runs: 1.31-1.43x).
   The fast step's profile: aten::mm 54%, the dropout draws (aten::uniform_) 7.6%, aten::bmm 7.3%.
-- analyse_model: 0.35-0.5 s per seed and checkpoint. With 3 seeds and 2 arms that is 2-3 s per checkpoint, about 5% of
+- track_core: 0.35-0.5 s per seed and checkpoint. With 3 seeds and 2 arms that is 2-3 s per checkpoint, about 5% of
   the training time between checkpoints every 100 epochs and under 1% every 500.
 """
 import argparse, copy, time
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import stack_module_state, functional_call, vmap
 from factornb.models import Transformer
-from factornb.grokking import grok_config, modular_addition_data, last_position_logits, GrokTrainer, analyse_model
+from factornb.grokking import grok_config, modular_addition_data, last_position_logits, GrokTrainer, track_core
 
 
 def timed(fn, steps: int) -> float:
@@ -73,8 +73,8 @@ def main():
         t0 = time.perf_counter()
         for _ in range(a.epochs): t.train_epoch()
         print(f"GrokTrainer(fast={fast_}): {(time.perf_counter() - t0) / a.epochs:.3f} s per epoch of {a.seeds} seeds")
-    t0 = time.perf_counter(); analyse_model(t.models[0], d)
-    print(f"analyse_model: {time.perf_counter() - t0:.2f} s per seed and checkpoint")
+    t0 = time.perf_counter(); track_core(t.models[0], d)
+    print(f"track_core: {time.perf_counter() - t0:.2f} s per seed and checkpoint")
     if a.profile:
         from torch.profiler import profile, ProfilerActivity
         t = GrokTrainer(d, list(range(a.seeds)))

@@ -21,7 +21,7 @@ __all__ = ['SINGULAR_VERBS', 'PLURAL_VERBS', 'AGREEMENT_LEXICON', 'GENERATION_PR
            'LayerStates', 'layer_states', 'last_token_readouts', 'agreement_core', 'core_spectrum', 'mode_hook',
            'prompt_sets', 'roc_auc', 'null_auc_sd', 'accuracy', 'layer_sweep', 'select_layer', 'agreement_score',
            'wilcoxon_tests', 'fisher_combined', 'core_coordinate', 'knob_fit', 'flip_step', 'generate_with_flip',
-           'verb_lexicon', 'generation_flip', 'generation_prompts', 'core_alignment', 'analyse_model',
+           'verb_lexicon', 'generation_flip', 'generation_prompts', 'core_alignment', 'measure_agreement',
            'agreement_experiment', 'grammar_lm', 'train_grammar_lm', 'register_cli', 'spectral_gap',
            'intervened_margins', 'copula_probabilities']
 
@@ -338,7 +338,7 @@ def core_alignment(z: dict, labels=None) -> dict:
 def _by_attractors(values, attractors) -> list:
     a = np.asarray(attractors); return [float(np.mean(np.asarray(values)[a == k])) for k in range(int(a.max()) + 1)]
 
-def analyse_model(model, tokenizer, sets: dict, generation_seeds: Sequence[int] = (0,), max_new_tokens: int = 30,
+def measure_agreement(model, tokenizer, sets: dict, generation_seeds: Sequence[int] = (0,), max_new_tokens: int = 30,
                   batch_size: int = 200) -> tuple[dict, dict]:
     "Cores per layer on 'extraction', the layer chosen on 'val', everything else reported on each other set; (summary, details)."
     model.eval(); copula_ids(tokenizer)
@@ -372,12 +372,12 @@ def analyse_model(model, tokenizer, sets: dict, generation_seeds: Sequence[int] 
 # %% ../nbs/05_agreement.ipynb #c866cf5e
 def agreement_experiment(models: dict, sets: dict | None = None, generation_seeds: Sequence[int] = (0,),
                          max_new_tokens: int = 30) -> tuple[dict, dict]:
-    "`analyse_model` for each {name: (model, tokenizer)}, then the pairwise alignment of their core coordinates on 'test'."
+    "`measure_agreement` for each {name: (model, tokenizer)}, then the pairwise alignment of their core coordinates on 'test'."
     if not isinstance(models, dict) or not models: raise ValueError("models: expected a non-empty dict name -> (model, tokenizer)")
     sets = prompt_sets() if sets is None else sets
     out, details = {"models": {}}, {}
     for name, (model, tok) in models.items():
-        out["models"][name], details[name] = analyse_model(model, tok, sets, generation_seeds, max_new_tokens)
+        out["models"][name], details[name] = measure_agreement(model, tok, sets, generation_seeds, max_new_tokens)
     out["alignment"] = {k: core_alignment({n: d["sets"][k]["z"] for n, d in details.items()}, sets[k].labels)
                         for k in ("test", "irregular")} if len(models) > 1 else {}
     ps = [max(r["sets"]["test"]["wilcoxon"]["base_vs_flip"], 1e-300) for r in out["models"].values()]

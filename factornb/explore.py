@@ -304,7 +304,7 @@ def results_dir(*parts: str) -> Path:
 class GrokExplorerData:
     "A committed `factornb cores grok` run: per-checkpoint rows for every seed and arm, and the clock spectra of its saved checkpoints (measured once, here)."
     def __init__(self, path=None):
-        from factornb.grokking import modular_addition_data, load_weights, analyse_model
+        from factornb.grokking import modular_addition_data, load_weights, track_core
         path = results_dir("cores_grok") if path is None else Path(path)
         if not (path / "grok.json").is_file(): raise ValueError(f"path: expected a folder with grok.json (a `factornb cores grok` run), got {path}")
         res = json.loads((path / "grok.json").read_text())
@@ -328,7 +328,7 @@ class GrokExplorerData:
             if e in self.epochs: files[("main", e)] = f.name
         if br: files.update({("branch", e): f for (a, e), f in list(files.items()) if a == "main" and e <= br["from_epoch"]})
         data = modular_addition_data(self.p, self.settings.get("train_fraction", 0.5))
-        clocks = {f: analyse_model(load_weights(path / f), data, spectrum=True) for f in sorted(set(files.values()))}   # chapter 04's row, with its clocks' eigenvalues
+        clocks = {f: track_core(load_weights(path / f), data, spectrum=True) for f in sorted(set(files.values()))}   # chapter 04's row, with its clocks' eigenvalues
         self.spectra = {key: clocks[f] for key, f in files.items()}
 
     def series(self, arm: str, seed: int) -> list:

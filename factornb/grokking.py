@@ -21,7 +21,7 @@ from .ace import activity_matrix, relevance_matrix, core_basis, energy_rank, rea
 __all__ = ['plot_grok', 'ModularData', 'modular_addition_data', 'grok_config', 'core_layer', 'last_position_logits',
            'GrokTrainer', 'accuracy', 'last_position_states', 'core_dimensions', 'class_means', 'ShiftOperator',
            'fit_shift_operator', 'rotational_modes', 'clock', 'plot_clock', 'embedding_frequency_power',
-           'key_frequencies', 'analyse_model', 'checkpoint_epochs', 'grok_epoch', 'load_weights', 'grok_run',
+           'key_frequencies', 'track_core', 'checkpoint_epochs', 'grok_epoch', 'load_weights', 'grok_run',
            'register_cli']
 
 # %% ../nbs/04_grokking.ipynb #f2788d7d
@@ -342,7 +342,7 @@ def key_frequencies(power, n: int) -> list[int]:
     return sorted((np.argsort(-power[1:], kind="stable")[:n] + 1).tolist())
 
 # %% ../nbs/04_grokking.ipynb #f531aa2b
-def analyse_model(model: nn.Module, data: ModularData, energy: float = 0.99, holdout_ridge: float = 1.0, spectrum: bool = False) -> dict:
+def track_core(model: nn.Module, data: ModularData, energy: float = 0.99, holdout_ridge: float = 1.0, spectrum: bool = False) -> dict:
     """Core tracking at one checkpoint (as the authors' code tracks it) on the test pairs: accuracies, core dims, and the clocks of the
     r_nec-dim core: `modes`/`frac_near` from the all-edge least-squares fit (Fig. 2 style), `holdout_r2`/`frac_near_holdout`
     from the ridge fit with a held-out block of max(3, round(0.075 p)) classes (4 at p = 53, as in Fig. 1). With `spectrum`,
@@ -469,7 +469,7 @@ def grok_run(p: int = 53, seeds: Sequence[int] = (0, 1, 2), epochs: int = 20_000
     def checkpoint(arm: str, trainer: GrokTrainer) -> None:
         e = trainer.epoch
         for s, m in zip(trainer.seeds, trainer.models):
-            st["records"][arm].append({"epoch": e, "seed": s, **analyse_model(m, data)})
+            st["records"][arm].append({"epoch": e, "seed": s, **track_core(m, data)})
         if out is not None:
             m = trainer.models[trainer.seeds.index(save_seed)]
             g, saved = grok_epoch(rows("main")), weights()

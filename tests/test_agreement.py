@@ -54,7 +54,7 @@ def test_bad_input(tiny):
     with pytest.raises(ValueError, match="pvalues"): fisher_combined([0.0, 0.5])
     with pytest.raises(ValueError, match="rows"): select_layer([{"layer": 0, "flip_auc": 0.5, "remove_auc": 0.5}])
     with pytest.raises(ValueError, match="different prompts"): core_alignment({"a": np.ones(5), "b": np.ones(6)})
-    with pytest.raises(ValueError, match="sets"): A.analyse_model(model, tok, {"test": None})
+    with pytest.raises(ValueError, match="sets"): A.measure_agreement(model, tok, {"test": None})
     with pytest.raises(ValueError, match="scale"): train_grammar_lm("/nonexistent", "huge")
     with pytest.raises(ValueError, match="d_model"): A.grammar_lm(tok, 2, 30, 4)
 

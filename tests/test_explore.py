@@ -117,7 +117,7 @@ def test_grok_explorer_rows_are_the_runs(grok, arm, seed):
 
 def test_grok_explorer_rows_agree_with_the_saved_weights(grok):
     "The row drawn at a saved checkpoint is the run's row for it: accuracies recomputed here by a forward pass, r_nec by chapter 04."
-    from factornb.grokking import modular_addition_data, load_weights, analyse_model
+    from factornb.grokking import modular_addition_data, load_weights, track_core
     res = _grok_rows()
     data = modular_addition_data(res["p"], res["settings"].get("train_fraction", 0.5))
     files = {("branch" if t == "branch_end" else "main", w["epoch"]): w["file"] for t, w in res["weights"].items()}
@@ -132,23 +132,23 @@ def test_grok_explorer_rows_agree_with_the_saved_weights(grok):
         # float16 weights vs the run's float32 model: measured, weights x (1 + 1e-3 noise), 3 seeds, 5 checkpoints: no prediction
         # changed and r_nec moved by at most 1; allowed: 2 pairs, and chapter 04's r_nec tolerance of 1
         for k in acc: assert abs(acc[k] - row[k]) <= 2 / len(data.y_test), (arm, epoch, k, acc[k], row[k])
-        assert abs(analyse_model(m, data)["r_nec"] - row["r_nec"]) <= 1, (arm, epoch)
+        assert abs(track_core(m, data)["r_nec"] - row["r_nec"]) <= 1, (arm, epoch)
         plt.close("all")
 
 
 def test_grok_explorer_spectra_are_the_chapters_clocks(grok):
-    from factornb.grokking import modular_addition_data, load_weights, analyse_model, last_position_states, core_dimensions, clock, rotational_modes
+    from factornb.grokking import modular_addition_data, load_weights, track_core, last_position_states, core_dimensions, clock, rotational_modes
     res = _grok_rows()
     saved = {w["epoch"] for w in res["weights"].values()}
     assert saved <= set(grok.saved_epochs("main")) | set(grok.saved_epochs("branch"))
     data = modular_addition_data(res["p"])
-    # the branch's end checkpoint: its own weights, re-measured by chapter 04's analyse_model
+    # the branch's end checkpoint: its own weights, re-measured by chapter 04's track_core
     f = grok.path / res["weights"]["branch_end"]["file"]
     e = res["weights"]["branch_end"]["epoch"]
     d = ex.grok_explorer_figure(grok, epoch=e, seed=grok.saved_seed, arm="branch").explorer_data
-    row = analyse_model(load_weights(f), data)
+    row = track_core(load_weights(f), data)
     assert d["spectrum"]["r_nec"] == row["r_nec"]
-    # the eigenvalues drawn are those of analyse_model's held-out clock: its near-circle fraction, from them
+    # the eigenvalues drawn are those of track_core's held-out clock: its near-circle fraction, from them
     assert rotational_modes(d["eigenvalues"], data.p)["frac_near"] == pytest.approx(row["frac_near_holdout"], abs=1e-12)
     # float16 weights vs the run's float32 model: r_nec within 1 of the stored row (chapter 04's tolerance)
     stored = next(r for r in res["branch"]["checkpoints"] if r["epoch"] == e and r["seed"] == grok.saved_seed)
@@ -156,7 +156,7 @@ def test_grok_explorer_spectra_are_the_chapters_clocks(grok):
     # eigenvalues: the held-out-block ridge fit of the class means of the r_nec-dim core, recomputed here
     m = load_weights(f); H = last_position_states(m, data.x_test)
     Q = core_dimensions(H, data.y_test, m.unembed.W_U.detach().double().numpy().T, m.unembed.b_U.detach().double().numpy())["basis"]
-    ev = clock(H @ Q[:, :row["r_nec"]], data.y_test, data.p, ridge=1.0, holdout=4)["operator"].eigenvalues   # analyse_model's: 4 classes at p 53
+    ev = clock(H @ Q[:, :row["r_nec"]], data.y_test, data.p, ridge=1.0, holdout=4)["operator"].eigenvalues   # track_core's: 4 classes at p 53
     np.testing.assert_allclose(np.sort_complex(d["eigenvalues"]), np.sort_complex(ev), atol=1e-10)
     # what is drawn is that spectrum
     fig = ex.grok_explorer_figure(grok, epoch=e, seed=grok.saved_seed, arm="branch")

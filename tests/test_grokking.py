@@ -7,7 +7,7 @@ import torch
 
 from factornb.grokking import (modular_addition_data, grok_config, GrokTrainer, core_dimensions, class_means, fit_shift_operator,
                                rotational_modes, checkpoint_epochs, grok_epoch, grok_run, register_cli, core_layer,
-                               last_position_states, load_weights, last_position_logits, analyse_model, clock)
+                               last_position_states, load_weights, last_position_logits, track_core, clock)
 from factornb.ace import readout_rank_scan, rank_scan, core_basis, activity_matrix, relevance_matrix
 from factornb.models import Transformer
 
@@ -186,10 +186,10 @@ def test_fast_trainer_learns_like_the_full_one():
     assert GrokTrainer.from_state(b.state_dict(), d).fast
 
 
-def test_analyse_model_spectrum_is_its_clocks():
+def test_track_core_spectrum_is_its_clocks():
     d = modular_addition_data(11)
     m = Transformer(grok_config(11, seed=1, d_model=32, d_mlp=64)).eval()
-    a, row = analyse_model(m, d, spectrum=True), analyse_model(m, d)
+    a, row = track_core(m, d, spectrum=True), track_core(m, d)
     assert {k: v for k, v in a.items() if not k.startswith("eigenvalues")} == row          # the JSON row is unchanged
     H = last_position_states(m, d.x_test)
     Q = core_dimensions(H, d.y_test, m.unembed.W_U.detach().double().numpy().T, m.unembed.b_U.detach().double().numpy())["basis"]
