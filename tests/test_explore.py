@@ -2,7 +2,6 @@
 independent computations, bad parameters, and each widget built and moved."""
 import json
 import matplotlib
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -11,12 +10,6 @@ import torch
 from factornb import explore as ex
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 # --- 02c: training scrubber ------------------------------------------------------------------------------------

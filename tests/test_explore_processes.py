@@ -2,7 +2,6 @@
 data against independent computations, bad parameters, and each widget built and moved."""
 import math
 import matplotlib
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -14,12 +13,6 @@ from factornb.factored import kron_all, paper_chain_process
 from factornb.geometry import dims_at, cumulative_explained_variance
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 # --- 00: Mess3 and Bloch walk -----------------------------------------------------------------------------
