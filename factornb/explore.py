@@ -323,9 +323,10 @@ class GrokExplorerData:
         for tag, w in weights.items():
             arm = "branch" if tag == "branch_end" else "main"
             files[(arm, w["epoch"])] = w["file"]
-        for f in sorted(path.glob(f"seed{self.saved_seed}_epoch*.pt")):  # extra epochs kept with --save-epochs
-            e = int(f.stem.split("epoch")[1])
-            if e in self.epochs: files[("main", e)] = f.name
+        for arm, pattern in (("main", f"seed{self.saved_seed}_epoch*.pt"), ("branch", f"seed{self.saved_seed}_branch_epoch*.pt")):
+            for f in sorted(path.glob(pattern)):                         # extra epochs kept with --save-epochs, or pinned by hand
+                e = int(f.stem.split("epoch")[1])
+                if e in self.epochs: files[(arm, e)] = f.name
         if br: files.update({("branch", e): f for (a, e), f in list(files.items()) if a == "main" and e <= br["from_epoch"]})
         data = modular_addition_data(self.p, self.settings.get("train_fraction", 0.5))
         clocks = {f: track_core(load_weights(path / f), data, spectrum=True) for f in sorted(set(files.values()))}   # chapter 04's row, with its clocks' eigenvalues

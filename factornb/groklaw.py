@@ -59,14 +59,16 @@ def law_fits(runs: list[dict], base_p: int, base_weight_decay: float) -> dict:
 
 # %% ../nbs/04a_grokking_law.ipynb #3602f87b
 def plot_law(law: dict, path=None):
-    "The two law panels: delay vs weight decay (log-log, power-law fit and the omega^-1 theory line) and delay vs p (redundancy-law fit)."
+    "The law panels: delay vs weight decay (log-log, power-law fit and the omega^-1 theory line) and delay vs p (redundancy-law fit), each where its sweep has >= 2 values."
     import matplotlib.pyplot as plt
     from matplotlib.ticker import LogLocator, ScalarFormatter, NullLocator
     s = law["settings"]; ok = [r for r in law["runs"] if r["delay"] is not None]
-    fig, ax = plt.subplots(1, 2, figsize=(11, 4.4))
-    for a, key, sel, fit in ((ax[0], "weight_decay", [r for r in ok if r["p"] == s["base_p"]], law.get("weight_decay_fit")),
-                             (ax[1], "p", [r for r in ok if r["weight_decay"] == s["base_weight_decay"]], law.get("p_fit"))):
-        if not sel: continue
+    panels = [(key, sel, fit) for key, sel, fit in (("weight_decay", [r for r in ok if r["p"] == s["base_p"]], law.get("weight_decay_fit")),
+                                                    ("p", [r for r in ok if r["weight_decay"] == s["base_weight_decay"]], law.get("p_fit")))
+              if len({r[key] for r in sel}) >= 2]                          # a sweep over one value is no panel
+    fig, ax = plt.subplots(1, max(len(panels), 1), figsize=(5.5 * max(len(panels), 1), 4.4), squeeze=False); ax = ax[0]
+    if not panels: ax[0].text(0.5, 0.5, "no sweep with two values that grokked yet", ha="center", va="center"); ax[0].set_axis_off()
+    for a, (key, sel, fit) in zip(ax, panels):
         x = np.array([r[key] for r in sel], float); y = np.array([r["delay"] for r in sel], float)
         a.scatter(x, y, s=12, color="grey", alpha=.6, label="runs")
         ux = np.unique(x); a.errorbar(ux, [y[x == u].mean() for u in ux], [y[x == u].std() for u in ux], fmt="o", color="C0", capsize=3, label="mean ± SD")
@@ -82,8 +84,8 @@ def plot_law(law: dict, path=None):
         a.set_xticks(ux, [f"{u:g}" for u in ux]); a.xaxis.set_minor_locator(NullLocator())
         a.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5))); a.yaxis.set_major_formatter(ScalarFormatter()); a.yaxis.set_minor_locator(NullLocator())
         a.set_ylabel(r"delay $\tau_\mathrm{grok} - \tau_\mathrm{mem}$ (optimiser steps)")
-    ax[0].set_xlabel(r"weight decay $\omega$"); ax[0].set_title(f"A  Grok time vs weight decay (p = {s['base_p']})")
-    ax[1].set_xlabel("modulus p"); ax[1].set_title(f"B  Grok time vs p ($\\omega$ = {s['base_weight_decay']:g})")
+        if key == "weight_decay": a.set_xlabel(r"weight decay $\omega$"); a.set_title(f"Grok time vs weight decay (p = {s['base_p']})")
+        else: a.set_xlabel("modulus p"); a.set_title(f"Grok time vs p ($\\omega$ = {s['base_weight_decay']:g})")
     fig.tight_layout()
     if path is not None: fig.savefig(path, dpi=120)
     return fig
