@@ -199,7 +199,8 @@ def plot_belief_grid(result: dict, max_points: int = 3000, title: str = ""):
         V = np.linalg.svd(both - mu, full_matrices=False)[2][:2].T
         for row, Y in enumerate((B[f], P[f])):
             xy = (Y[idx] - mu) @ V
-            axes[row, f].scatter(xy[:, 0], xy[:, 1], s=1, c=B[f][idx, :3] / np.maximum(B[f][idx, :3].max(0), 1e-12), alpha=0.6)
+            lo, hi = B[f][idx, :3].min(0), B[f][idx, :3].max(0)                 # colour = the belief, scaled per coordinate
+            axes[row, f].scatter(xy[:, 0], xy[:, 1], s=1, c=(B[f][idx, :3] - lo) / np.maximum(hi - lo, 1e-12), alpha=0.6)
             axes[row, f].set_xticks([]); axes[row, f].set_yticks([])
         axes[0, f].set_title(f"F{f}")
     axes[0, 0].set_ylabel("Theory"); axes[1, 0].set_ylabel("Activations")
