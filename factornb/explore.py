@@ -412,9 +412,10 @@ def grok_controls(data: GrokExplorerData | None = None, epoch: int | None = None
                 arm=W.Dropdown(options=arms, value=arm, description="arm"))
 
 # %% ../nbs/91_explore.ipynb #edd89739
-AGREEMENT_EXPLORER_SENTENCES = ("The key next to the cabinets", "The keys next to the cabinet", "The children near the guard",
-                                "In this ancient kingdom, the key to the cabinets", "There key near the boxes", "There keys near the box",
-                                "In the past, the teacher near the doors", "In the past, the teachers near the door")
+AGREEMENT_EXPLORER_SENTENCES = ("the key to the cabinets", "the keys to the cabinet", "the children near the guard",
+                                "in this town, the key behind the drawers", "the man that follows the guards",
+                                "the women that the guard sees", "in the past, the teacher near the doors",
+                                "in the past, the teachers near the door")   # chapter 05a's words; heads of grammar.HEADS
 
 def _selected_layer(model_dir: Path):
     "The layer the committed agreement run selected for this model (agreement.json beside the model folder), or None."
@@ -423,33 +424,33 @@ def _selected_layer(model_dir: Path):
     return json.loads(f.read_text()).get("models", {}).get(model_dir.name, {}).get("selected_layer")
 
 class AgreementExplorerData:
-    "A causal LM, its 1-D agreement core at `layer` (extracted once) and, per sentence, the copula probabilities and margin over a grid of flip strengths (cached)."
+    """A causal LM, its 1-D agreement core at `layer` (extracted once, as chapter 05 does, on the `n` extraction prompts of
+    `prompt_sets(n, seed)`) and, per sentence, the copula probabilities and margin over a grid of flip strengths (cached)."""
     def __init__(self, model=None, layer: int | None = None, sentences=AGREEMENT_EXPLORER_SENTENCES, max_strength: float = 2.0,
-                 n_grid: int = 81, n_samples: int = 1200, seed: int = 0):
-        from factornb.agreement import load_causal_lm, agreement_dataset, layer_states, agreement_core, copula_ids, layer_hook
+                 n_grid: int = 81, n: int = 400, seed: int = 0):
+        from factornb.agreement import load_causal_lm, prompt_sets, layer_states, agreement_core, copula_ids, layer_hook
+        self.max_strength = _number(max_strength, "max_strength", 0.5, 50)
+        self.strengths = np.linspace(-self.max_strength, self.max_strength, _integer(n_grid, "n_grid", 3, 1001))
+        if _integer(n, "n", 16, 100_000) % 16: raise ValueError(f"n: expected a multiple of 16 (the sizes of prompt_sets), got {n}")
+        seed = _integer(seed, "seed", 0, 2**31 - 1)
+        if isinstance(sentences, str) or not sentences or not all(isinstance(x, str) and x.strip() for x in sentences):
+            raise ValueError(f"sentences: expected a non-empty list of non-empty prompts, got {sentences!r}")
         if model is None or isinstance(model, (str, os.PathLike)):
-            path = results_dir("cores_agreement", "L2-seed0") if model is None else Path(model)
-            import transformers
-            bar = transformers.utils.logging.is_progress_bar_enabled(); transformers.utils.logging.disable_progress_bar()
-            try: self.model, self.tokenizer = load_causal_lm(str(path))
-            finally:
-                if bar: transformers.utils.logging.enable_progress_bar()
+            path = results_dir("cores_agreement", "small") if model is None else Path(model)
+            self.model, self.tokenizer = load_causal_lm(str(path))
             layer = _selected_layer(path) if layer is None else layer
         elif isinstance(model, tuple) and len(model) == 2: self.model, self.tokenizer = model
-        else: raise TypeError(f"model: expected a folder, None (the committed L2-seed0 LM) or (model, tokenizer), got {type(model).__name__}")
+        else: raise TypeError(f"model: expected a folder, None (the committed small LM of chapter 05) or (model, tokenizer), got {type(model).__name__}")
         self.model.eval()
         self.ids = copula_ids(self.tokenizer)
         self.layer = self.model.config.n_layer if layer is None else layer
         self.hook_name = layer_hook(self.model, self.layer)                       # checks the layer
-        self.max_strength = _number(max_strength, "max_strength", 0.5, 50)
-        self.strengths = np.linspace(-self.max_strength, self.max_strength, _integer(n_grid, "n_grid", 3, 1001))
-        if isinstance(sentences, str) or not sentences: raise ValueError("sentences: expected a non-empty list of prompts")
         unk = self.tokenizer.unk_token_id
-        bad = [s for s in sentences if unk is not None and unk in self.tokenizer(s)["input_ids"]]
-        if bad: raise ValueError(f"sentences: words unknown to the tokenizer in {bad}")
+        bad = [x for x in sentences if unk is not None and unk in self.tokenizer(x)["input_ids"]]
+        if bad: raise ValueError(f"sentences: words unknown to the tokenizer in {bad} (chapter 05's models know chapter 05a's lower-case words only)")
         self.sentences = list(sentences)
-        data = agreement_dataset(n_samples, seed, self.tokenizer)
-        self.states = layer_states(self.model, self.tokenizer, [data.prompts[i] for i in data.extraction])
+        self.extraction = prompt_sets(n, seed)["extraction"].prompts              # chapter 05's: training templates and nouns
+        self.states = layer_states(self.model, self.tokenizer, self.extraction)
         self.core = agreement_core(self.states.states[self.layer], self.states.gradients[self.layer])
         self._curves = {}
 
@@ -493,7 +494,7 @@ class AgreementExplorerData:
 
 @functools.lru_cache(maxsize=2)
 def agreement_explorer_data(model_dir: str | None = None) -> AgreementExplorerData:
-    "`AgreementExplorerData` of a saved LM folder (default: the repository's results/cores_agreement/L2-seed0), cached per folder."
+    "`AgreementExplorerData` of a saved LM folder (default: the repository's results/cores_agreement/small, chapter 05's small model), cached per folder."
     return AgreementExplorerData(model_dir)
 
 # %% ../nbs/91_explore.ipynb #4c5512ba

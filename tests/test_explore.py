@@ -206,11 +206,31 @@ def _clean_copulas(data, sentence):
 
 
 def test_agreement_explorer_core_is_the_chapters(agr):
-    from factornb.agreement import spectral_gap
-    committed = json.loads((ex.results_dir("cores_agreement") / "agreement.json").read_text())["models"]["L2-seed0"]
+    from factornb.agreement import prompt_sets, layer_states, agreement_core, core_spectrum
+    committed = json.loads((ex.results_dir("cores_agreement") / "agreement.json").read_text())["models"]["small"]
     assert agr.layer == committed["selected_layer"]
-    # chapter 05's agreement_core on the extraction half: the committed run's spectral gap (same model, prompts, code)
-    assert spectral_gap(agr.core) == pytest.approx(committed["spectral_gap"], rel=1e-6)
+    # chapter 05's steps, re-run: agreement_core on the states of prompt_sets()' extraction prompts at the selected layer
+    S = layer_states(agr.model, agr.tokenizer, prompt_sets()["extraction"].prompts)
+    core = agreement_core(S.states[agr.layer], S.gradients[agr.layer])
+    assert abs(float(agr.core.basis[:, 0] @ core.basis[:, 0])) == pytest.approx(1.0, abs=1e-9)
+    # and the spectrum that `factornb cores agreement` (measure_agreement) committed for this model and layer
+    spec, ref = core_spectrum(agr.core), committed["spectrum"][str(agr.layer)]
+    for k in ("sigma2_over_sigma1", "energy_1", "energy_2"): assert spec[k] == pytest.approx(ref[k], rel=1e-6), k
+
+
+def test_agreement_explorer_sentences_are_the_grammars(agr):
+    from factornb.grammar import make_lexicon, head_number
+    lex = make_lexicon(); words = set(lex.words)
+    number = {w: i for pairs in [*lex.nouns.values(), lex.irregular] for p in pairs for i, w in enumerate(p)}
+    heads = [head_number(s) for s in agr.sentences]
+    assert sorted(set(heads)) == [0, 1] and abs(sum(heads) - len(heads) / 2) <= 1      # singular and plural heads, balanced
+    for s, h in zip(agr.sentences, heads):
+        assert set(s.replace(",", " ").split()) <= words, s
+        assert 1 - h in [number[w] for w in s.split() if w in number], s                 # an attractor of the other number
+        assert agr.tokenizer.unk_token_id not in agr.tokenizer(s)["input_ids"], s
+    with pytest.raises(ValueError, match="sentences"): ex.AgreementExplorerData((agr.model, agr.tokenizer), sentences=["The key to the cabinets"])
+    with pytest.raises(ValueError, match="sentences"): ex.AgreementExplorerData((agr.model, agr.tokenizer), sentences="the key")
+    with pytest.raises(ValueError, match="n"): ex.AgreementExplorerData((agr.model, agr.tokenizer), n=100)
 
 
 @pytest.mark.parametrize("strength", [-2.0, -1.0, -0.25, 0.0, 0.5, 1.0, 1.6, 2.0])
@@ -276,7 +296,7 @@ def test_bad_inputs_to_builders():
     with pytest.raises(ValueError, match="models"): ex.AceExplorerData({}, torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(TypeError, match="data"): ex.ace_explorer_figure(data="not data")
     with pytest.raises(TypeError, match="data"): ex.grok_explorer_figure(data="results/cores_grok")
-    with pytest.raises(TypeError, match="data"): ex.agreement_explorer_figure(data="L2-seed0")
+    with pytest.raises(TypeError, match="data"): ex.agreement_explorer_figure(data="small")
     with pytest.raises(ValueError, match="path"): ex.GrokExplorerData("/nonexistent-folder")
     with pytest.raises(TypeError, match="model"): ex.AgreementExplorerData(model=3)
     with pytest.raises(TypeError, match="figure_fn"): ex.explorer_widget(3, {"x": __import__("ipywidgets").FloatSlider()})
