@@ -532,7 +532,7 @@ _batch = (lambda x: x >= 0, "0 (full batch) or a positive integer")
 def _cli_grok(args) -> int:
     _check_flags(args, {"--p": _at_least(3), "--epochs": _at_least(1), "--seeds": _at_least(0), "--weight-decay": _rate,
                         "--branch-at": _at_least(0), "--branch-weight-decay": _rate, "--lr": _positive, "--batch-size": _batch,
-                        "--layers": _at_least(1), "--every": _at_least(1), "--save-epochs": _at_least(0), "--threads": _at_least(1),
+                        "--layers": _at_least(1), "--every": _at_least(1), "--save-epochs": _at_least(0),
                         "--fast-after": _at_least(0)})
     out = Path(args.out)
     import matplotlib; matplotlib.use("Agg")

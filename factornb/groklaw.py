@@ -177,7 +177,7 @@ def _cli_grok_law(args) -> int:
     _check_flags(args, {"--weight-decays": _rate, "--ps": _at_least(3), "--seeds": _at_least(0), "--base-p": _at_least(3),
                         "--base-weight-decay": _rate, "--lr": _positive, "--batch-size": _batch, "--layers": _at_least(1),
                         "--d-model": (lambda x: x >= 4 and x % 4 == 0, "a positive multiple of 4 (4 heads)"),
-                        "--max-epochs": _at_least(1), "--stop-after": _at_least(0), "--threads": _at_least(1)})
+                        "--max-epochs": _at_least(1), "--stop-after": _at_least(0)})
     out = Path(args.out)
     import matplotlib; matplotlib.use("Agg")
     model = dict(n_layers=args.layers, d_model=args.d_model, n_heads=4, d_mlp=4 * args.d_model)

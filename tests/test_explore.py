@@ -214,8 +214,8 @@ def test_agreement_explorer_core_is_the_chapters(agr):
     core = agreement_core(S.states[agr.layer], S.gradients[agr.layer])
     assert abs(float(agr.core.basis[:, 0] @ core.basis[:, 0])) == pytest.approx(1.0, abs=1e-9)
     # and the spectrum that `factornb cores agreement` (measure_agreement) committed for this model and layer
-    spec, ref = core_spectrum(agr.core), committed["spectrum"][str(agr.layer)]
-    for k in ("sigma2_over_sigma1", "energy_1", "energy_2"): assert spec[k] == pytest.approx(ref[k], rel=1e-6), k
+    spectrum, ref = core_spectrum(agr.core), committed["spectrum"][str(agr.layer)]     # float32 forward passes: differ across CPUs
+    for k in ("sigma2_over_sigma1", "energy_1", "energy_2"): assert spectrum[k] == pytest.approx(ref[k], rel=1e-4), k
 
 
 def test_agreement_explorer_sentences_are_the_grammars(agr):
