@@ -22,8 +22,8 @@ __all__ = ['SINGULAR_VERBS', 'PLURAL_VERBS', 'AGREEMENT_LEXICON', 'GENERATION_PR
            'prompt_sets', 'roc_auc', 'null_auc_sd', 'accuracy', 'layer_sweep', 'select_layer', 'agreement_score',
            'wilcoxon_tests', 'fisher_combined', 'core_coordinate', 'knob_fit', 'flip_step', 'generate_with_flip',
            'verb_lexicon', 'generation_flip', 'generation_prompts', 'core_alignment', 'measure_agreement',
-           'agreement_experiment', 'grammar_lm', 'train_grammar_lm', 'register_cli', 'spectral_gap',
-           'intervened_margins', 'copula_probabilities']
+           'agreement_experiment', 'grammar_lm', 'train_grammar_lm', 'register_cli', 'intervened_margins',
+           'copula_probabilities']
 
 # %% ../nbs/05_agreement.ipynb #49e8150d
 SINGULAR_VERBS, PLURAL_VERBS = ("is", "was"), ("are", "were")
@@ -477,7 +477,7 @@ def _cli_agreement(args) -> int:
                                   for k in ("val", "test", "irregular")}
     summary["settings"] = {"n": args.n, "generation_seeds": args.generation_seeds, "max_new_tokens": args.max_new_tokens}
     path = Path(args.out) / "agreement.json"
-    if path.is_file():      # entries of models not measured now, whose folder is still there, are kept (chapter 91: L2-seed0)
+    if path.is_file():      # entries of models not measured now, whose folder is still there, are kept
         old = json.loads(path.read_text()).get("models", {})
         summary["models"] |= {n: r for n, r in old.items() if n not in models and (Path(args.out) / n).is_dir()}
     out = write_json_atomic(path, summary)
@@ -519,10 +519,6 @@ def register_cli(cores_subparsers) -> None:
     t.set_defaults(func=_cli_agreement_train)
 
 # %% ../nbs/05_agreement.ipynb #841ec958
-def spectral_gap(core: Core) -> float:
-    "w1 / w2 = (sigma1 / sigma2)^2: how far the first balanced direction dominates the second."
-    return float(core.weights[0] / max(core.weights[1], 1e-300))
-
 def intervened_margins(model, tokenizer, prompts: Sequence[str], layer: int, hook=None, batch_size: int = 200) -> np.ndarray:
     "Last-token margins with `hook` (a factory positions -> hook, or None) on `hidden_states[layer]`."
     return last_token_readouts(model, tokenizer, prompts, {"x": (layer, hook)}, batch_size)["x"]["margin"]
